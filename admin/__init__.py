@@ -1,0 +1,1 @@
+"""Loom's no-code admin app (module, field, layout and role editors)."""

@@ -1,0 +1,1 @@
+"""Sub-commands of `loom`; each module has `add(subparsers, common)` setting `run`."""

@@ -1,0 +1,299 @@
+"""The records service: the one path every screen, the API, import, workflows and reports write through."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine import audit
+from engine.access import Access
+from engine.compute import check_record, compute_formulas, default_for, format_series, parse_input
+from engine.errors import Conflict, Forbidden, Invalid, NotFound
+from engine.runtime import Runtime
+from engine.spec import Field, Module
+
+Record = dict[str, Any]
+
+
+def now() -> dt.datetime:
+    """The current UTC time, without microseconds (stored naive)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+@contextmanager
+def transaction(rt: Runtime, conn: sa.Connection | None = None) -> Iterator[sa.Connection]:
+    """Use the caller's transaction, or open one."""
+    if conn is not None:
+        yield conn
+        return
+    with rt.db.begin() as own:
+        yield own
+
+
+def module_of(rt: Runtime, name: str) -> Module:
+    """The module called `name`; a 404 when unknown."""
+    module = rt.spec.modules.get(name)
+    if module is None:
+        raise NotFound(f"unknown module '{name}'")
+    return module
+
+
+def _require(access: Access, module: Module, action: str) -> None:
+    if not access.can(module, action):
+        raise Forbidden(f"you may not {action} {module.name} records")
+
+
+def _scoped(rt: Runtime, access: Access, module: Module, action: str) -> list[sa.ColumnElement[bool]]:
+    cond = access.row_filter(module, rt.tables[module.name], action)
+    return [] if cond is None else [cond]
+
+
+def _row(conn: sa.Connection, rt: Runtime, access: Access, module: Module, record_id: Any, action: str,
+         lock: bool = False) -> Record:
+    table = rt.tables[module.name]
+    if not isinstance(record_id, int) or isinstance(record_id, bool):
+        try:
+            record_id = int(str(record_id))
+        except ValueError:
+            raise NotFound(f"{module.name} {record_id} not found") from None
+    stmt = sa.select(table).where(table.c.id == record_id, *_scoped(rt, access, module, action))
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).mappings().first()
+    if row is None:
+        raise NotFound(f"{module.name} {record_id} not found")
+    return dict(row)
+
+
+def children(conn: sa.Connection, rt: Runtime, module: Module, ids: list[int]) -> dict[str, dict[int, list[Record]]]:
+    """Child rows of each table field, per parent id, in row order."""
+    out: dict[str, dict[int, list[Record]]] = {}
+    for f in module.tables:
+        assert f.module is not None
+        table = rt.tables[f.module]
+        rows = conn.execute(sa.select(table).where(table.c.parent_id.in_(ids)).order_by(table.c.parent_id, table.c.idx))
+        per: dict[int, list[Record]] = {i: [] for i in ids}
+        for r in rows.mappings():
+            per[r["parent_id"]].append(dict(r))
+        out[f.name] = per
+    return out
+
+
+def _strip(record: Record, readable: frozenset[str]) -> Record:
+    return {k: v for k, v in record.items() if k in readable}
+
+
+def get(rt: Runtime, access: Access, name: str, record_id: Any, conn: sa.Connection | None = None) -> Record:
+    """One record with its child rows, only the fields the actor may read; 404 when out of scope."""
+    module = module_of(rt, name)
+    _require(access, module, "read")
+    with transaction(rt, conn) as c:
+        row = _row(c, rt, access, module, record_id, "read")
+        for fname, per in children(c, rt, module, [row["id"]]).items():
+            row[fname] = per[row["id"]]
+    out = _strip(row, access.readable(module))
+    for f in module.tables:
+        if f.name in out:
+            child = rt.spec.module(f.module or "")
+            out[f.name] = [_strip(r, access.readable(child)) for r in out[f.name]]
+    return out
+
+
+def _allowed(access: Access, module: Module) -> set[str]:
+    return {n for n in access.writable(module) if n in module.by_name and (module.field(n).writable or n == "owner")}
+
+
+def _parse(module: Module, raw: Mapping[str, Any], access: Access) -> tuple[dict[str, Any], dict[str, Any]]:
+    allowed = _allowed(access, module)
+    tables = {f.name for f in module.tables if f.name in allowed}
+    plain = {k: v for k, v in raw.items() if k not in tables}
+    values, errors = parse_input(module, plain, allowed)
+    if errors:
+        raise Invalid("some values are not valid", errors)
+    return values, {k: raw[k] for k in tables if k in raw}
+
+
+def _parse_rows(rt: Runtime, access: Access, f: Field, raw: Any) -> list[Record]:
+    child = rt.spec.module(f.module or "")
+    if not isinstance(raw, list):
+        raise Invalid("some values are not valid", {f.name: "expected a list of rows"})
+    rows, errors = [], {}
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            errors[f"{f.name}[{i}]"] = "expected an object"
+            continue
+        row_id = item.get("id")
+        values, problems = parse_input(child, {k: v for k, v in item.items() if k != "id"}, _allowed(access, child) - {"owner"})
+        compute_formulas(child, values)
+        problems.update(check_record(child, values, access.actor.locale))
+        errors.update({f"{f.name}[{i}].{k}": v for k, v in problems.items()})
+        rows.append(values | ({"id": int(row_id)} if row_id not in (None, "") and str(row_id).isdigit() else {}))
+    if errors:
+        raise Invalid("some rows are not valid", errors)
+    return rows
+
+
+def _check_links(conn: sa.Connection, rt: Runtime, module: Module, values: Mapping[str, Any]) -> dict[str, str]:
+    errors = {}
+    for f in module.fields:
+        value = values.get(f.name)
+        if value is None or f.type not in ("link", "user") or f.system and f.name != "owner":
+            continue
+        table = rt.tables.metadata.tables["loom_user"] if f.type == "user" else rt.tables[f.module or ""]
+        if conn.execute(sa.select(table.c.id).where(table.c.id == value)).first() is None:
+            errors[f.name] = f"no {f.module or 'user'} with id {value}"
+    return errors
+
+
+def _check_unique(conn: sa.Connection, rt: Runtime, module: Module, values: Mapping[str, Any], own_id: int | None) -> dict[str, str]:
+    table, errors = rt.tables[module.name], {}
+    for f in module.stored_fields:
+        if f.unique and values.get(f.name) is not None and f.type != "autonumber":
+            stmt = sa.select(table.c.id).where(table.c[f.name] == values[f.name])
+            if own_id is not None:
+                stmt = stmt.where(table.c.id != own_id)
+            if conn.execute(stmt.limit(1)).first() is not None:
+                errors[f.name] = "already used by another record"
+    return errors
+
+
+def _next_number(conn: sa.Connection, rt: Runtime, pattern: str) -> str:
+    counters = rt.tables.metadata.tables["loom_counter"]
+    key, _ = format_series(pattern, dt.date.today(), 0)
+    done = conn.execute(sa.update(counters).where(counters.c.series == key).values(value=counters.c.value + 1))
+    if done.rowcount == 0:
+        conn.execute(sa.insert(counters).values(series=key, value=1))
+    value = conn.execute(sa.select(counters.c.value).where(counters.c.series == key)).scalar_one()
+    return format_series(pattern, dt.date.today(), value)[1]
+
+
+def _validate(conn: sa.Connection, rt: Runtime, access: Access, module: Module, values: dict[str, Any],
+              rows: dict[str, list[Record]], own_id: int | None) -> None:
+    extra = {"me": access.actor.user_id, **rows}
+    errors = compute_formulas(module, values, extra)
+    errors.update(check_record(module, values | rows, access.actor.locale, extra))
+    errors.update(_check_links(conn, rt, module, values))
+    errors.update(_check_unique(conn, rt, module, values, own_id))
+    if errors:
+        raise Invalid("some values are not valid", errors)
+
+
+def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn: sa.Connection | None = None) -> Record:
+    """Create a record (with its child rows); returns it as the actor may read it."""
+    module = module_of(rt, name)
+    _require(access, module, "create")
+    values, raw_rows = _parse(module, raw, access)
+    rows = {k: _parse_rows(rt, access, module.field(k), v) for k, v in raw_rows.items()}
+    for f in module.fields:
+        if f.name not in values and f.default is not None and f.writable:
+            values[f.name] = default_for(f, access.actor.user_id)
+    values.setdefault("owner", access.actor.user_id)
+    stamp, me = now(), access.actor.user_id
+    values.update(created_at=stamp, updated_at=stamp, created_by=me, updated_by=me, version=1)
+    with transaction(rt, conn) as c:
+        _validate(c, rt, access, module, values, {f.name: rows.get(f.name, []) for f in module.tables}, None)
+        for f in module.fields:
+            if f.type == "autonumber" and f.format:
+                values[f.name] = _next_number(c, rt, f.format)
+        new_id = c.execute(sa.insert(rt.tables[name]).values(**values)).inserted_primary_key[0]
+        _write_rows(c, rt, module, new_id, rows, me, stamp)
+        audit.record_create(c, rt, module, new_id, values, rows, me, stamp)
+        return get(rt, access, name, new_id, c)
+
+
+def _write_rows(conn: sa.Connection, rt: Runtime, module: Module, parent_id: int, rows: dict[str, list[Record]],
+                me: int | None, stamp: dt.datetime) -> None:
+    for fname, items in rows.items():
+        table = rt.tables[module.field(fname).module or ""]
+        conn.execute(sa.delete(table).where(table.c.parent_id == parent_id))
+        for idx, item in enumerate(items):
+            row = {k: v for k, v in item.items() if k != "id"} | {
+                "parent_id": parent_id, "idx": idx, "owner": me, "created_at": stamp, "updated_at": stamp,
+                "created_by": me, "updated_by": me, "version": 1}
+            conn.execute(sa.insert(table).values(**row))
+
+
+def _row_view(rows: list[Record], child: Module) -> list[Record]:
+    names = [f.name for f in child.fields if not f.system]
+    return [{n: r.get(n) for n in names} for r in rows]
+
+
+def update(rt: Runtime, access: Access, name: str, record_id: Any, raw: Mapping[str, Any], version: Any,
+           conn: sa.Connection | None = None) -> Record:
+    """Change a record; `version` must be the one the client read, or it is a 409 conflict."""
+    module = module_of(rt, name)
+    _require(access, module, "write")
+    if "owner" in raw and not access.can(module, "assign") and "owner" not in access.writable(module):
+        raise Forbidden("you may not change the owner")
+    values, raw_rows = _parse(module, raw, access)
+    with transaction(rt, conn) as c:
+        old = _row(c, rt, access, module, record_id, "write", lock=True)
+        try:
+            expected = int(str(version))
+        except ValueError:
+            raise Invalid("version is required", {"version": "send the version you read"}) from None
+        if old["version"] != expected:
+            raise Conflict(f"this {module.label('en').lower()} was changed by someone else (version {old['version']}, you had {expected})",
+                           _changed_since(c, rt, module, old["id"], expected))
+        current_rows = children(c, rt, module, [old["id"]])
+        rows = {k: _parse_rows(rt, access, module.field(k), v) for k, v in raw_rows.items()}
+        all_rows = {f.name: rows.get(f.name, current_rows[f.name][old["id"]]) for f in module.tables}
+        new = dict(old) | values
+        _validate(c, rt, access, module, new, all_rows, old["id"])
+        return _store_update(c, rt, access, module, old, new, rows, current_rows)
+
+
+def _changed_since(conn: sa.Connection, rt: Runtime, module: Module, record_id: int, version: int) -> dict[str, str]:
+    log = rt.tables.metadata.tables["loom_audit"]
+    rows = conn.execute(sa.select(log.c.field, log.c.new).where(
+        log.c.module == module.name, log.c.record_id == record_id, log.c.version > version, log.c.field.is_not(None)))
+    return {r.field: f"changed by someone else to {r.new}" for r in rows}
+
+
+def _store_update(conn: sa.Connection, rt: Runtime, access: Access, module: Module, old: Record, new: Record,
+                  rows: dict[str, list[Record]], current_rows: dict[str, dict[int, list[Record]]]) -> Record:
+    me, stamp = access.actor.user_id, now()
+    changed = {k: v for k, v in new.items() if k in module.by_name and module.field(k).stored and old.get(k) != v
+               and k not in ("updated_at", "updated_by", "version")}
+    changed_rows = {k: v for k, v in rows.items()
+                    if _row_view(v, rt.spec.module(module.field(k).module or "")) != _row_view(current_rows[k][old["id"]], rt.spec.module(module.field(k).module or ""))}
+    if not changed and not changed_rows:
+        return get(rt, access, module.name, old["id"], conn)
+    table = rt.tables[module.name]
+    version = old["version"] + 1
+    done = conn.execute(sa.update(table).where(table.c.id == old["id"], table.c.version == old["version"])
+                        .values(**changed, updated_at=stamp, updated_by=me, version=version))
+    if done.rowcount != 1:
+        raise Conflict(f"this {module.name} was changed by someone else; reload it")
+    _write_rows(conn, rt, module, old["id"], changed_rows, me, stamp)
+    audit.record_update(conn, rt, module, old, changed, {k: current_rows[k][old["id"]] for k in changed_rows}, changed_rows,
+                        version, me, stamp)
+    return get(rt, access, module.name, old["id"], conn)
+
+
+def delete(rt: Runtime, access: Access, name: str, record_id: Any, conn: sa.Connection | None = None) -> None:
+    """Move a record (and its child rows) to the recycle bin."""
+    module = module_of(rt, name)
+    _require(access, module, "delete")
+    with transaction(rt, conn) as c:
+        row = _row(c, rt, access, module, record_id, "delete", lock=True)
+        rows = {k: per[row["id"]] for k, per in children(c, rt, module, [row["id"]]).items()}
+        audit.to_recycle_bin(c, rt, module, row, rows, access.actor.user_id, now())
+        for f in module.tables:
+            child = rt.tables[f.module or ""]
+            c.execute(sa.delete(child).where(child.c.parent_id == row["id"]))
+        c.execute(sa.delete(rt.tables[name]).where(rt.tables[name].c.id == row["id"]))
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: rows, the cursor of the next page, and the total when asked."""
+
+    items: list[Record]
+    next_cursor: str | None
+    total: int | None = None

@@ -1,0 +1,82 @@
+"""SQLAlchemy Core tables generated from the Spec, plus Loom's own system tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import hashlib
+
+import sqlalchemy as sa
+
+from engine.fieldtypes import REGISTRY
+from engine.spec import Field, Module, Spec
+
+NAME_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The MetaData of one runtime and its table per module."""
+
+    metadata: sa.MetaData
+    modules: dict[str, sa.Table]
+
+    def __getitem__(self, module: str) -> sa.Table:
+        return self.modules[module]
+
+
+def _column(f: Field) -> sa.Column[object] | None:
+    if f.name == "id":
+        return sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True)
+    kind = REGISTRY[f.type].column(f)
+    if kind is None:
+        return None
+    return sa.Column(f.name, kind, nullable=f.name != "version")
+
+
+def _index_name(table: str, *cols: str) -> str:
+    name = "ix_" + table + "_" + "_".join(cols)
+    if len(name) > NAME_LIMIT:
+        name = name[: NAME_LIMIT - 9] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name
+
+
+def sort_columns(module: Module) -> list[str]:
+    """Columns the list screen can sort on (the layout's columns and default sort)."""
+    names = [module.layout.list.sort.lstrip("-"), *module.layout.list.columns]
+    return [n for n in dict.fromkeys(names) if n in module.by_name and module.field(n).stored and n != "id"]
+
+
+def _indexes(module: Module) -> list[sa.Index]:
+    out: dict[str, sa.Index] = {}
+    for name in sort_columns(module):
+        out[_index_name(module.name, name, "id")] = sa.Index(_index_name(module.name, name, "id"), name, "id")
+    wanted = [f.name for f in module.stored_fields
+              if f.index or f.type == "link" or (f.type == "user" and f.name not in ("created_by", "updated_by"))]
+    wanted += [n for n in module.layout.list.filters if module.field(n).stored]
+    for name in dict.fromkeys(wanted):
+        if name == "id":
+            continue
+        key = _index_name(module.name, name)
+        if not any(ix.expressions and str(ix.expressions[0]) == name for ix in out.values()):
+            out[key] = sa.Index(key, name)
+    for f in module.stored_fields:
+        if f.unique:
+            key = _index_name(module.name, f.name) + "_uq"
+            out[key] = sa.Index(key, f.name, unique=True)
+    return list(out.values())
+
+
+def module_table(module: Module, metadata: sa.MetaData) -> sa.Table:
+    """The table of one module."""
+    columns = [c for c in (_column(f) for f in module.fields) if c is not None]
+    return sa.Table(module.name, metadata, *columns, *_indexes(module))
+
+
+def build_tables(spec: Spec, metadata: sa.MetaData | None = None) -> Tables:
+    """Tables for every module of the spec (system tables are added by `engine.systables`)."""
+    from engine.systables import add_system_tables
+
+    metadata = metadata or sa.MetaData()
+    add_system_tables(metadata)
+    return Tables(metadata, {name: module_table(m, metadata) for name, m in spec.modules.items()})
