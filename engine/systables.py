@@ -54,6 +54,18 @@ def add_system_tables(md: sa.MetaData) -> None:
              sa.Column("locale", sa.String(8)),
              sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
              sa.Column("created_at", sa.DateTime, nullable=False))
+    sa.Table("loom_session", md,
+             sa.Column("id", ID, primary_key=True, autoincrement=True),
+             sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+             sa.Column("user_id", sa.BigInteger, nullable=False),
+             sa.Column("csrf", sa.String(64), nullable=False),
+             sa.Column("kind", sa.String(8), nullable=False, server_default="web"),
+             sa.Column("created_at", sa.DateTime, nullable=False),
+             sa.Column("last_seen", sa.DateTime, nullable=False),
+             sa.Column("expires_at", sa.DateTime),
+             sa.Column("ended_at", sa.DateTime),
+             sa.Column("ip", sa.String(64)),
+             sa.Index("ix_loom_session_user", "user_id"))
     sa.Table("loom_share", md,
              sa.Column("id", ID, primary_key=True, autoincrement=True),
              sa.Column("module", sa.String(64), nullable=False),

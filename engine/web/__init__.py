@@ -1,0 +1,1 @@
+"""The web layer: generated screens (HTMX) and the REST API."""

@@ -1,0 +1,140 @@
+"""Every endpoint's shape: read the body, find the user, check CSRF, then run sync code in a thread."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+
+from engine.access import Actor
+from engine.auth import sessions
+from engine.auth.users import User, user_by_id
+from engine.errors import Forbidden, Invalid, Unauthorized
+from engine.gate import RoleAccess
+from engine.runtime import Runtime
+
+SESSION_COOKIE = "loom_session"
+LOCALE_COOKIE = "loom_locale"
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+MAX_BODY = 2_000_000
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Ctx:
+    """What a sync endpoint gets: the request, the runtime, the user, their access and the parsed body."""
+
+    request: Request
+    rt: Runtime
+    user: User | None
+    access: RoleAccess
+    locale: str
+    form: FormData | None = None
+    data: Any = None
+    csrf: str = ""
+    session_kind: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_api(self) -> bool:
+        """Whether the request is for the JSON API."""
+        return self.request.url.path.startswith("/api/")
+
+    @property
+    def is_htmx(self) -> bool:
+        """Whether HTMX sent the request (it then wants a fragment)."""
+        return self.request.headers.get("hx-request") == "true"
+
+
+def runtime(request: Request) -> Runtime:
+    """The runtime of the app serving `request`."""
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def pick_locale(request: Request, user: User | None, rt: Runtime) -> str:
+    """The locale: the cookie, then the user's, then Accept-Language, then the app's default."""
+    wanted = request.cookies.get(LOCALE_COOKIE) or (user.locale if user else None)
+    if not wanted:
+        accept = request.headers.get("accept-language", "")
+        wanted = "zh" if accept.lower().startswith("zh") else None
+    return wanted if wanted in rt.spec.app.locales else rt.spec.app.default_locale
+
+
+async def read_body(request: Request) -> tuple[FormData | None, Any]:
+    """The form or JSON body of an unsafe request (size-capped)."""
+    if request.method not in UNSAFE:
+        return None, None
+    kind = request.headers.get("content-type", "")
+    size = int(request.headers.get("content-length") or 0)
+    if size > MAX_BODY and "multipart" not in kind:
+        raise Invalid(f"request body larger than {MAX_BODY} bytes")
+    if "application/json" in kind:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise Invalid(f"request body larger than {MAX_BODY} bytes")
+        try:
+            return None, json.loads(raw or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise Invalid("the body is not valid JSON") from None
+    if "form" in kind:
+        return await request.form(max_files=10, max_fields=2000), None
+    return None, None
+
+
+def _session(conn: sa.Connection, request: Request) -> tuple[sessions.Session | None, str]:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return sessions.lookup(conn, auth[7:].strip(), "token"), "token"
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (sessions.lookup(conn, cookie, "web"), "web") if cookie else (None, "")
+
+
+def _check_csrf(request: Request, form: FormData | None, expected: str) -> None:
+    sent = request.headers.get("x-csrf-token") or (str(form.get("csrf_token") or "") if form is not None else "")
+    if not sent or not hmac.compare_digest(sent, expected):
+        raise Forbidden("missing or invalid CSRF token; reload the page and try again")
+
+
+def build_ctx(request: Request, form: FormData | None, data: Any, login_required: bool) -> Ctx:
+    """Resolve the session, CSRF and the user's access (runs in a worker thread)."""
+    rt = runtime(request)
+    with rt.db.begin() as conn:
+        session, kind = _session(conn, request)
+        user = user_by_id(conn, session.user_id) if session else None
+    if user is not None and not user.active:
+        user = None
+    if login_required and user is None:
+        raise Unauthorized("please log in")
+    if session is not None and user is not None and kind == "web" and request.method in UNSAFE:
+        _check_csrf(request, form, session.csrf)
+    actor = Actor(user.id, user.username, user.roles, user.department_id, pick_locale(request, user, rt)) if user else Actor(locale=pick_locale(request, None, rt))
+    access = RoleAccess(actor, rt.spec)
+    hook = getattr(request.app.state, "access_hook", None)
+    if hook is not None:
+        hook(rt, access)
+    return Ctx(request, rt, user, access, actor.locale, form, data, session.csrf if session else "", kind)
+
+
+def handler(fn: Callable[[Ctx], Response], login_required: bool = True) -> Endpoint:
+    """Wrap a sync endpoint `fn(ctx)`: body read async, everything else in the thread pool."""
+
+    async def endpoint(request: Request) -> Response:
+        form, data = await read_body(request)
+
+        def run() -> Response:
+            return fn(build_ctx(request, form, data, login_required))
+
+        return await run_in_threadpool(run)
+
+    endpoint.__name__ = fn.__name__
+    endpoint.__doc__ = fn.__doc__
+    return endpoint
