@@ -146,7 +146,8 @@ def _sql(col: sa.ColumnElement[Any], f: Field, c: Condition) -> sa.ColumnElement
     if c.op == "isnull":
         return col.is_(None) if c.value else col.is_not(None)
     if c.op == "contains" and f.type == "multiselect":
-        return sa.and_(*(sa.func.concat(",", col, ",").like(f"%,{v},%") for v in (c.value or "").split(",") if v))
+        wrapped = sa.literal(",", sa.String) + col + sa.literal(",", sa.String)
+        return sa.and_(*(wrapped.like(f"%,{v},%") for v in (c.value or "").split(",") if v))
     simple = {
         "eq": lambda: col == c.value, "ne": lambda: sa.or_(col != c.value, col.is_(None)), "in": lambda: col.in_(c.value),
         "gt": lambda: col > c.value, "gte": lambda: col >= c.value, "lt": lambda: col < c.value, "lte": lambda: col <= c.value,

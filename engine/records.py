@@ -108,14 +108,14 @@ def _allowed(access: Access, module: Module) -> set[str]:
     return {n for n in access.writable(module) if n in module.by_name and (module.field(n).writable or n == "owner")}
 
 
-def _parse(module: Module, raw: Mapping[str, Any], access: Access) -> tuple[dict[str, Any], dict[str, Any]]:
+def _parse(module: Module, raw: Mapping[str, Any], access: Access) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
     allowed = _allowed(access, module)
     tables = {f.name for f in module.tables if f.name in allowed}
     plain = {k: v for k, v in raw.items() if k not in tables}
     values, errors = parse_input(module, plain, allowed)
-    if errors:
-        raise Invalid("some values are not valid", errors)
-    return values, {k: raw[k] for k in tables if k in raw}
+    if any(module.by_name.get(k) is None or k not in allowed for k in errors):
+        raise Invalid("some fields cannot be written", errors)
+    return values, {k: raw[k] for k in tables if k in raw}, errors
 
 
 def _parse_rows(rt: Runtime, access: Access, f: Field, raw: Any) -> list[Record]:
@@ -173,10 +173,11 @@ def _next_number(conn: sa.Connection, rt: Runtime, pattern: str) -> str:
 
 
 def _validate(conn: sa.Connection, rt: Runtime, access: Access, module: Module, values: dict[str, Any],
-              rows: dict[str, list[Record]], own_id: int | None) -> None:
+              rows: dict[str, list[Record]], own_id: int | None, parse_errors: dict[str, str]) -> None:
     extra = {"me": access.actor.user_id, **rows}
     errors = compute_formulas(module, values, extra)
-    errors.update(check_record(module, values | rows, access.actor.locale, extra))
+    errors.update(check_record(module, {k: v for k, v in values.items() if k not in parse_errors} | rows, access.actor.locale, extra))
+    errors = {k: v for k, v in errors.items() if k not in parse_errors} | parse_errors
     errors.update(_check_links(conn, rt, module, values))
     errors.update(_check_unique(conn, rt, module, values, own_id))
     if errors:
@@ -187,7 +188,7 @@ def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn:
     """Create a record (with its child rows); returns it as the actor may read it."""
     module = module_of(rt, name)
     _require(access, module, "create")
-    values, raw_rows = _parse(module, raw, access)
+    values, raw_rows, parse_errors = _parse(module, raw, access)
     rows = {k: _parse_rows(rt, access, module.field(k), v) for k, v in raw_rows.items()}
     for f in module.fields:
         if f.name not in values and f.default is not None and f.writable:
@@ -196,7 +197,7 @@ def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn:
     stamp, me = now(), access.actor.user_id
     values.update(created_at=stamp, updated_at=stamp, created_by=me, updated_by=me, version=1)
     with transaction(rt, conn) as c:
-        _validate(c, rt, access, module, values, {f.name: rows.get(f.name, []) for f in module.tables}, None)
+        _validate(c, rt, access, module, values, {f.name: rows.get(f.name, []) for f in module.tables}, None, parse_errors)
         for f in module.fields:
             if f.type == "autonumber" and f.format:
                 values[f.name] = _next_number(c, rt, f.format)
@@ -230,7 +231,7 @@ def update(rt: Runtime, access: Access, name: str, record_id: Any, raw: Mapping[
     _require(access, module, "write")
     if "owner" in raw and not access.can(module, "assign") and "owner" not in access.writable(module):
         raise Forbidden("you may not change the owner")
-    values, raw_rows = _parse(module, raw, access)
+    values, raw_rows, parse_errors = _parse(module, raw, access)
     with transaction(rt, conn) as c:
         old = _row(c, rt, access, module, record_id, "write", lock=True)
         try:
@@ -244,7 +245,7 @@ def update(rt: Runtime, access: Access, name: str, record_id: Any, raw: Mapping[
         rows = {k: _parse_rows(rt, access, module.field(k), v) for k, v in raw_rows.items()}
         all_rows = {f.name: rows.get(f.name, current_rows[f.name][old["id"]]) for f in module.tables}
         new = dict(old) | values
-        _validate(c, rt, access, module, new, all_rows, old["id"])
+        _validate(c, rt, access, module, new, all_rows, old["id"], parse_errors)
         return _store_update(c, rt, access, module, old, new, rows, current_rows)
 
 
@@ -297,3 +298,27 @@ class Page:
     items: list[Record]
     next_cursor: str | None
     total: int | None = None
+
+
+def revert(rt: Runtime, access: Access, name: str, record_id: Any, version: int) -> Record:
+    """Restore a record's values to those it had at `version` (a new version, audited like any update)."""
+    from engine.audit import state_at
+
+    module = module_of(rt, name)
+    _require(access, module, "write")
+    with transaction(rt) as c:
+        current = _row(c, rt, access, module, record_id, "write", lock=True)
+        if not 1 <= version < current["version"]:
+            raise Invalid("no such earlier version", {"version": f"choose a version from 1 to {current['version'] - 1}"})
+        past = state_at(c, rt, module, current, version)
+        writable = _allowed(access, module)
+        changes: dict[str, Any] = {k: past[k] for k in writable if k in past and past[k] != current.get(k) and module.field(k).stored}
+        rows = {f.name: past[f.name] for f in module.tables if f.name in writable and isinstance(past.get(f.name), list)}
+        raw = {k: _as_input(module.field(k), v) for k, v in changes.items()} | rows
+        return update(rt, access, name, current["id"], raw, current["version"], c)
+
+
+def _as_input(f: Field, value: Any) -> Any:
+    from engine.fieldtypes import to_json
+
+    return to_json(f, value)
