@@ -6,8 +6,24 @@ from typing import Any
 
 from engine.expr import Expr, compile_expr
 from engine.spec import (
-    ACTIONS, Action, App, Field, Label, Layout, ListLayout, Module, NavGroup, Option, Panel, Permission,
-    Related, Role, Section, Spec, Tab, Validation,
+    ACTIONS,
+    Action,
+    App,
+    Field,
+    Label,
+    Layout,
+    ListLayout,
+    Module,
+    NavGroup,
+    Option,
+    Panel,
+    Permission,
+    Related,
+    Role,
+    Section,
+    Spec,
+    Tab,
+    Validation,
 )
 
 SYSTEM_LABELS = {

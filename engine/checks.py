@@ -11,14 +11,15 @@ from engine.layers import Merged
 from engine.spec import CHILD_SYSTEM_FIELDS, SYSTEM_FIELDS
 
 SQL_RESERVED = frozenset("""
-all analyse analyze and any array as asc asymmetric both case cast check collate column constraint create
-current_catalog current_date current_role current_time current_timestamp current_user default deferrable desc
-distinct do else end except false fetch for foreign from grant group having in initially intersect into lateral
-leading limit localtime localtimestamp not null offset on only or order placing primary references returning
-select session_user some symmetric table then to trailing true union unique user using variadic when where
-window with delete insert update values index key join left right inner outer cross natural full like ilike
-between exists is isnull notnull similar verbose freeze binary overlaps tablesample rowid oid
-""".split())
+all analyse analyze and any array as asc asymmetric both case cast check collate column constraint
+create current_catalog current_date current_role current_time current_timestamp current_user default
+deferrable desc distinct do else end except false fetch for foreign from grant group having in
+initially intersect into lateral leading limit localtime localtimestamp not null offset on only or
+order placing primary references returning select session_user some symmetric table then to trailing
+true union unique user using variadic when where window with delete insert update values index key
+join left right inner outer cross natural full like ilike between exists is isnull notnull similar
+verbose freeze binary overlaps tablesample rowid oid
+""".split())  # noqa: SIM905
 EXPR_KEYS = ("expr", "visible_if", "required_if", "read_only_if")
 STRUCTURAL = ("table",)
 
@@ -114,6 +115,10 @@ def _expressions(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) ->
         for s, sec in enumerate(tab.get("sections", [])):
             if "visible_if" in sec:
                 yield from _expr(sec["visible_if"], f"layout.form[{t}].sections[{s}].visible_if", names)
+
+
+def _action_expressions(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) -> Found:
+    names = _names(m)
     for a, act in enumerate(m.get("actions", [])):
         if "condition" in act:
             yield from _expr(act["condition"], f"actions[{a}].condition", names)
@@ -160,7 +165,12 @@ def _layout(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) -> Foun
             for k, name in enumerate(sec.get("fields", [])):
                 if name not in names:
                     yield f"layout.form[{t}].sections[{s}].fields[{k}]", f"unknown field '{name}' (fields: {_known(names)})"
-    lst = layout.get("list", {})
+    yield from _related(m, layout.get("related", []), modules)
+
+
+def _list_layout(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) -> Found:
+    names, lst = _names(m), m.get("layout", {}).get("list", {})
+    fields = {f["name"]: f for f in m.get("fields", [])}
     for key in ("columns", "filters", "search"):
         for k, name in enumerate(lst.get(key, [])):
             if name not in names:
@@ -171,7 +181,6 @@ def _layout(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) -> Foun
         yield "layout.list.sort", f"unknown field '{lst['sort'].lstrip('-')}'"
     if "kanban" in lst and fields.get(lst["kanban"], {}).get("type") != "select":
         yield "layout.list.kanban", f"'{lst['kanban']}' must be a select field of this module"
-    yield from _related(m, layout.get("related", []), modules)
 
 
 def _related(m: dict[str, Any], related: list[dict[str, Any]], modules: dict[str, Any]) -> Found:
@@ -255,5 +264,5 @@ def _path_ok(path: str, module: str, modules: dict[str, Any]) -> bool:
 
 
 MODULE_RULES: tuple[Callable[[dict[str, Any], dict[str, Any], set[str]], Found], ...] = (
-    _identifiers, _field_shapes, _expressions, _layout, _permissions,
+    _identifiers, _field_shapes, _expressions, _action_expressions, _layout, _list_layout, _permissions,
 )

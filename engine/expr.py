@@ -125,9 +125,8 @@ def compile_expr(source: str) -> Expr:
 
 
 def _refuse_filters(tree: nodes.Node, source: str) -> None:
-    if any(True for _ in tree.find_all((nodes.Filter, nodes.Test))):
-        if any(not isinstance(t, nodes.Test) or t.name not in ("none", "defined") for t in tree.find_all((nodes.Filter, nodes.Test))):
-            raise ExprError(f"{source!r}: filters and tests are not part of the expression language")
+    if any(not isinstance(t, nodes.Test) or t.name not in ("none", "defined") for t in tree.find_all((nodes.Filter, nodes.Test))):
+        raise ExprError(f"{source!r}: filters and tests are not part of the expression language")
 
 
 def field_names(expr: Expr) -> frozenset[str]:

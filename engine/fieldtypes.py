@@ -81,7 +81,7 @@ def _int(f: Field, v: Any) -> Any:
 def _dec(f: Field, v: Any) -> Any:
     if _blank(v):
         return None
-    if isinstance(v, bool) or isinstance(v, (dict, list)):
+    if isinstance(v, (bool, dict, list)):
         raise ParseError("expected a number")
     text = str(v).strip().replace(",", "").replace("_", "")
     for sign in ("¥", "$", "€", "£", "%", "￥"):

@@ -163,7 +163,7 @@ def _escape(text: str) -> str:
 
 def encode_cursor(f: Field, value: Any, row_id: int) -> str:
     """An opaque cursor for the row after which the next page starts."""
-    raw = json.dumps([to_json(f, value) if f.type != "formula" else to_json(f, value), row_id], default=str)
+    raw = json.dumps([to_json(f, value), row_id], default=str)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

@@ -142,7 +142,7 @@ def _check_links(conn: sa.Connection, rt: Runtime, module: Module, values: Mappi
     errors = {}
     for f in module.fields:
         value = values.get(f.name)
-        if value is None or f.type not in ("link", "user") or f.system and f.name != "owner":
+        if value is None or f.type not in ("link", "user") or (f.system and f.name != "owner"):
             continue
         table = rt.tables.metadata.tables["loom_user"] if f.type == "user" else rt.tables[f.module or ""]
         if conn.execute(sa.select(table.c.id).where(table.c.id == value)).first() is None:
