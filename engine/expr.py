@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -103,11 +103,14 @@ class Expr:
         context.update({n: None for n in self.names if n not in context})
         context.update(scope)
         try:
-            return self.run(**context)
+            result = self.run(**context)
         except (TypeError, ValueError, ArithmeticError, AttributeError, KeyError) as exc:
             raise ExprError(f"{self.source!r}: {exc}") from None
         except Exception as exc:  # sandbox violations and undefined names
             raise ExprError(f"{self.source!r}: {exc}") from None
+        if isinstance(result, Undefined):
+            raise ExprError(f"{self.source!r}: undefined or unsafe attribute")
+        return result
 
 
 def compile_expr(source: str) -> Expr:
