@@ -50,15 +50,22 @@ def _indexes(module: Module) -> list[sa.Index]:
     out: dict[str, sa.Index] = {}
     for name in sort_columns(module):
         out[_index_name(module.name, name, "id")] = sa.Index(_index_name(module.name, name, "id"), name, "id")
+    default_sort = module.layout.list.sort.lstrip("-")
+    for name in module.layout.list.filters:
+        f = module.field(name)
+        if f.stored and f.type in ("select", "link", "user", "boolean") and default_sort in module.by_name and default_sort != name:
+            key = _index_name(module.name, name, default_sort, "id")
+            out[key] = sa.Index(key, name, default_sort, "id")
+    covered = {ix.expressions[0].name if hasattr(ix.expressions[0], "name") else str(ix.expressions[0]) for ix in out.values()}
     wanted = [f.name for f in module.stored_fields
               if f.index or f.type == "link" or (f.type == "user" and f.name not in ("created_by", "updated_by"))]
     wanted += [n for n in module.layout.list.filters if module.field(n).stored]
+    wanted = [n for n in wanted if n not in covered]
     for name in dict.fromkeys(wanted):
         if name == "id":
             continue
         key = _index_name(module.name, name)
-        if not any(ix.expressions and str(ix.expressions[0]) == name for ix in out.values()):
-            out[key] = sa.Index(key, name)
+        out[key] = sa.Index(key, name)
     for f in module.stored_fields:
         if f.unique:
             key = _index_name(module.name, f.name) + "_uq"
@@ -79,3 +86,23 @@ def build_tables(spec: Spec, metadata: sa.MetaData | None = None) -> Tables:
     metadata = metadata or sa.MetaData()
     add_system_tables(metadata)
     return Tables(metadata, {name: module_table(m, metadata) for name, m in spec.modules.items()})
+
+
+def refresh_statistics(db: sa.Engine, tables: Tables) -> None:
+    """Give the query planner row statistics so it picks the index that serves a list's sort.
+
+    SQLite: a bounded ANALYZE (analysis_limit keeps it fast on big tables). PostgreSQL: ANALYZE the
+    module tables that were never analyzed (autovacuum keeps them fresh after that).
+    """
+    with db.begin() as conn:
+        if db.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+            conn.exec_driver_sql("ANALYZE")
+            return
+        if db.dialect.name != "postgresql":
+            return
+        stale = conn.execute(sa.text(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND n_live_tup > 0"))
+        names = {r[0] for r in stale} & set(tables.modules)
+        for name in sorted(names):
+            conn.exec_driver_sql(f'ANALYZE "{tables.modules[name].name}"')

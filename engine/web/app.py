@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.errors import LoomError, Unauthorized
 from engine.runtime import Runtime, Settings, open_runtime
+from engine.tables import refresh_statistics
 from engine.web.render import environment
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     rt = runtime or open_runtime(settings or Settings())
     if rt.settings.auto_migrate:
         ensure_schema(rt)
+        refresh_statistics(rt.db, rt.tables)
     app = Starlette(
         debug=False, routes=routes(), middleware=[Middleware(SecurityHeaders)],
         exception_handlers={LoomError: _loom_error, HTTPException: _http_error, Exception: _server_error},
