@@ -118,17 +118,23 @@ def _parse(module: Module, raw: Mapping[str, Any], access: Access) -> tuple[dict
     return values, {k: raw[k] for k in tables if k in raw}, errors
 
 
-def _parse_rows(rt: Runtime, access: Access, f: Field, raw: Any) -> list[Record]:
+def _parse_rows(rt: Runtime, access: Access, f: Field, raw: Any, existing: list[Record] | None = None) -> list[Record]:
+    """Parse child rows; a row carrying the id of an existing row keeps the values the user did not send
+    (fields they may not read or write are never lost)."""
     child = rt.spec.module(f.module or "")
     if not isinstance(raw, list):
         raise Invalid("some values are not valid", {f.name: "expected a list of rows"})
+    before = {r["id"]: r for r in existing or []}
+    kept = [c.name for c in child.fields if c.stored and not c.system]
     rows, errors = [], {}
     for i, item in enumerate(raw):
         if not isinstance(item, Mapping):
             errors[f"{f.name}[{i}]"] = "expected an object"
             continue
         row_id = item.get("id")
-        values, problems = parse_input(child, {k: v for k, v in item.items() if k != "id"}, _allowed(access, child) - {"owner"})
+        parsed, problems = parse_input(child, {k: v for k, v in item.items() if k != "id"}, _allowed(access, child) - {"owner"})
+        old = before.get(int(row_id)) if row_id not in (None, "") and str(row_id).isdigit() else None
+        values = ({k: old.get(k) for k in kept} if old else {}) | parsed
         compute_formulas(child, values)
         problems.update(check_record(child, values, access.actor.locale))
         errors.update({f"{f.name}[{i}].{k}": v for k, v in problems.items()})
@@ -213,7 +219,7 @@ def _write_rows(conn: sa.Connection, rt: Runtime, module: Module, parent_id: int
         table = rt.tables[module.field(fname).module or ""]
         conn.execute(sa.delete(table).where(table.c.parent_id == parent_id))
         for idx, item in enumerate(items):
-            row = {k: v for k, v in item.items() if k != "id"} | {
+            row = {k: v for k, v in item.items() if k != "id" or v is not None} | {
                 "parent_id": parent_id, "idx": idx, "owner": me, "created_at": stamp, "updated_at": stamp,
                 "created_by": me, "updated_by": me, "version": 1}
             conn.execute(sa.insert(table).values(**row))
@@ -242,7 +248,7 @@ def update(rt: Runtime, access: Access, name: str, record_id: Any, raw: Mapping[
             raise Conflict(f"this {module.label('en').lower()} was changed by someone else (version {old['version']}, you had {expected})",
                            _changed_since(c, rt, module, old["id"], expected))
         current_rows = children(c, rt, module, [old["id"]])
-        rows = {k: _parse_rows(rt, access, module.field(k), v) for k, v in raw_rows.items()}
+        rows = {k: _parse_rows(rt, access, module.field(k), v, current_rows[k][old["id"]]) for k, v in raw_rows.items()}
         all_rows = {f.name: rows.get(f.name, current_rows[f.name][old["id"]]) for f in module.tables}
         new = dict(old) | values
         _validate(c, rt, access, module, new, all_rows, old["id"], parse_errors)

@@ -198,3 +198,24 @@ def test_filters_search_and_count(runtime: Runtime) -> None:
     with pytest.raises(Invalid) as caught:
         parse_list_query(module, {"nope": "1", "employees__gte": "many", "sort": "zzz", "category__gt": "x"}, set(module.by_name))
     assert set(caught.value.fields) == {"nope", "employees__gte", "sort", "category__gt"}
+
+
+def test_child_rows_keep_values_the_writer_cannot_see(runtime: Runtime) -> None:
+    from engine.gate import RoleAccess
+
+    with runtime.db.begin() as conn:
+        from engine.auth.users import add_user
+
+        rep_id = add_user(conn, "rep", "pw", ("rep",)).id
+    deal = records.create(runtime, SYSTEM, "deal", {"title": "D", "owner": rep_id,
+                                                    "lines": [{"product": "A", "quantity": 1, "unit_price": 5, "cost": 3}]})
+    rep = RoleAccess(Actor(user_id=rep_id, username="rep", roles=("rep",)), runtime.spec)
+    seen = records.get(runtime, rep, "deal", deal["id"])
+    assert "cost" not in seen["lines"][0]
+    line = {k: v for k, v in seen["lines"][0].items() if k in ("id", "product", "quantity", "unit_price")}
+    records.update(runtime, rep, "deal", deal["id"], {"lines": [line | {"quantity": 2}, {"product": "B", "quantity": 1, "unit_price": 1}]}, 1)
+    after = records.get(runtime, SYSTEM, "deal", deal["id"])["lines"]
+    assert [(r["product"], r["quantity"], r["cost"]) for r in after] == [("A", Decimal("2.00"), Decimal("3.00")), ("B", Decimal("1.00"), None)]
+    assert after[0]["id"] == deal["lines"][0]["id"]
+    with pytest.raises(Invalid):
+        records.update(runtime, rep, "deal", deal["id"], {"lines": [line | {"cost": 9}]}, 2)
