@@ -59,7 +59,7 @@ def build_field(raw: dict[str, Any]) -> Field:
     """One Field from its metadata."""
     simple = {k: raw[k] for k in ("required", "unique", "index", "default", "min", "max", "max_length", "min_length",
                                   "pattern", "precision", "scale", "module", "format", "currency", "result",
-                                  "renamed_from", "read_only", "hidden", "search", "accept") if k in raw}
+                                  "renamed_from", "read_only", "hidden", "search", "accept", "fetch") if k in raw}
     return Field(
         name=raw["name"], type=raw["type"], label=Label.of(raw.get("label"), raw["name"]),
         options=tuple(_option(o) for o in raw.get("options", ())), expr=_expr(raw.get("expr")),

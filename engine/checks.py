@@ -95,8 +95,19 @@ def _field_shapes(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) -
             yield f"{at}.expr", "a formula field needs an expression"
         if kind == "autonumber" and not f.get("format"):
             yield f"{at}.format", "an autonumber field needs a format such as 'INV-{YYYY}-{#####}'"
+        if "fetch" in f:
+            yield from _fetch_target(f["fetch"], f"{at}.fetch", m, modules)
         if kind in ("select",) and "default" in f and f["default"] not in _values(f):
             yield f"{at}.default", f"'{f['default']}' is not one of the options ({', '.join(_values(f))})"
+
+
+def _fetch_target(source: str, path: str, m: dict[str, Any], modules: dict[str, Any]) -> Found:
+    link_name, target_field = source.split(".", 1)
+    link = next((f for f in m.get("fields", []) if f["name"] == link_name), None)
+    if link is None or link["type"] != "link":
+        yield path, f"'{link_name}' is not a link field of this module"
+    elif link.get("module") in modules and target_field not in _names(modules[link["module"]]):
+        yield path, f"unknown field '{target_field}' of module '{link['module']}'"
 
 
 def _values(f: dict[str, Any]) -> list[str]:

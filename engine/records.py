@@ -168,6 +168,21 @@ def _check_unique(conn: sa.Connection, rt: Runtime, module: Module, values: Mapp
     return errors
 
 
+def fetch_values(conn: sa.Connection, rt: Runtime, module: Module, values: dict[str, Any], given: set[str],
+                 old: Mapping[str, Any] | None) -> None:
+    """Fill `fetch` fields from the linked record: on create, or when the link changed, unless a value was given."""
+    for f in module.fields:
+        if not f.fetch or f.name in given:
+            continue
+        link_name, source = f.fetch.split(".", 1)
+        target = values.get(link_name)
+        if target is None or (old is not None and old.get(link_name) == target):
+            continue
+        link = module.field(link_name)
+        table = rt.tables[link.module or ""]
+        values[f.name] = conn.execute(sa.select(table.c[source]).where(table.c.id == target)).scalar()
+
+
 def _next_number(conn: sa.Connection, rt: Runtime, pattern: str) -> str:
     counters = rt.tables.metadata.tables["loom_counter"]
     key, _ = format_series(pattern, dt.date.today(), 0)
@@ -200,9 +215,14 @@ def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn:
         if f.name not in values and f.default is not None and f.writable:
             values[f.name] = default_for(f, access.actor.user_id)
     values.setdefault("owner", access.actor.user_id)
+    given = set(raw)
     stamp, me = now(), access.actor.user_id
     values.update(created_at=stamp, updated_at=stamp, created_by=me, updated_by=me, version=1)
     with transaction(rt, conn) as c:
+        fetch_values(c, rt, module, values, given, None)
+        for fname, items in rows.items():
+            for item, source in zip(items, raw_rows[fname], strict=True):
+                fetch_values(c, rt, rt.spec.module(module.field(fname).module or ""), item, set(source), None)
         _validate(c, rt, access, module, values, {f.name: rows.get(f.name, []) for f in module.tables}, None, parse_errors)
         for f in module.fields:
             if f.type == "autonumber" and f.format:
@@ -249,8 +269,13 @@ def update(rt: Runtime, access: Access, name: str, record_id: Any, raw: Mapping[
                            _changed_since(c, rt, module, old["id"], expected))
         current_rows = children(c, rt, module, [old["id"]])
         rows = {k: _parse_rows(rt, access, module.field(k), v, current_rows[k][old["id"]]) for k, v in raw_rows.items()}
+        for fname, items in rows.items():
+            before = {r["id"]: r for r in current_rows[fname][old["id"]]}
+            for item, source in zip(items, raw_rows[fname], strict=True):
+                fetch_values(c, rt, rt.spec.module(module.field(fname).module or ""), item, set(source), before.get(item.get("id")))
         all_rows = {f.name: rows.get(f.name, current_rows[f.name][old["id"]]) for f in module.tables}
         new = dict(old) | values
+        fetch_values(c, rt, module, new, set(raw), old)
         _validate(c, rt, access, module, new, all_rows, old["id"], parse_errors)
         return _store_update(c, rt, access, module, old, new, rows, current_rows)
 

@@ -80,6 +80,7 @@ class Field:
     read_only_if: Expr | None = None
     search: bool = False
     accept: str | None = None
+    fetch: str | None = None
     help: Label | None = None
     system: bool = False
 

@@ -219,3 +219,16 @@ def test_child_rows_keep_values_the_writer_cannot_see(runtime: Runtime) -> None:
     assert after[0]["id"] == deal["lines"][0]["id"]
     with pytest.raises(Invalid):
         records.update(runtime, rep, "deal", deal["id"], {"lines": [line | {"cost": 9}]}, 2)
+
+
+def test_fetch_copies_from_the_linked_record(runtime: Runtime) -> None:
+    key = records.create(runtime, SYSTEM, "account", {"name": "K", "category": "key"})
+    general = records.create(runtime, SYSTEM, "account", {"name": "G", "category": "general"})
+    deal = records.create(runtime, SYSTEM, "deal", {"title": "D", "account": key["id"]})
+    assert deal["account_category"] == "key"
+    moved = records.update(runtime, SYSTEM, "deal", deal["id"], {"account": general["id"]}, 1)
+    assert moved["account_category"] == "general"
+    kept = records.update(runtime, SYSTEM, "deal", deal["id"], {"title": "D2"}, 2)
+    assert kept["account_category"] == "general"
+    given = records.create(runtime, SYSTEM, "deal", {"title": "E", "account": key["id"], "account_category": "new"})
+    assert given["account_category"] == "new"
