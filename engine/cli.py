@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from engine import __version__
 from engine.errors import LoomError, MetadataError
 
-COMMANDS = ("check", "schema", "metadata", "migrate", "serve", "demo", "user", "records", "io", "bundle", "explain")
+COMMANDS = ("check", "schema", "metadata", "migrate", "serve", "demo", "user", "records", "recompute", "io", "bundle", "explain", "customize")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,5 +9,12 @@ from engine.web.app import create_app
 
 
 def app() -> Starlette:
-    """One app per worker process."""
-    return create_app(Settings())
+    """One app per worker process; the daily recompute runs in one of them per day."""
+    import threading
+
+    from engine.recompute import start_daily
+
+    made = create_app(Settings())
+    made.state.stop_jobs = threading.Event()
+    start_daily(made.state.runtime, made.state.stop_jobs)
+    return made
