@@ -186,6 +186,16 @@ def _ref(f: Field, v: Any) -> Any:
     return value
 
 
+FILE_REF = re.compile(r"^file:\d{1,18}$")
+
+
+def _file_ref(f: Field, v: Any) -> Any:
+    text = _text(f, v)
+    if text is not None and not FILE_REF.match(text):
+        raise ParseError("expected an uploaded file reference such as file:12")
+    return text
+
+
 def _readonly(f: Field, v: Any) -> Any:
     raise ParseError("this field is computed and cannot be set")
 
@@ -326,7 +336,7 @@ REGISTRY: dict[str, FieldType] = {t.name: t for t in (
     _entry("url", lambda f: sa.String(f.max_length or 500), _checked(URL_RE, "web address (http:// or https://)"), _same, _show_plain, TEXT_OPS, "url", _schema("string")),
     _entry("autonumber", lambda f: sa.String(64), _readonly, _same, _show_plain, TEXT_OPS, "readonly", _schema("string")),
     _entry("formula", _formula_column, _readonly, _formula_json, _formula_show, ORDER_OPS, "readonly", _formula_schema),
-    _entry("attachment", lambda f: sa.String(500), _text, _same, _show_plain, ("isnull",), "file", _schema("string")),
+    _entry("attachment", lambda f: sa.String(500), _file_ref, _same, _show_plain, ("isnull",), "file", _schema("string")),
     _entry("table", lambda f: None, _same, _same, _show_plain, (), "table", lambda f: {"type": "array", "items": {"type": "object"}}),
 )}
 

@@ -23,6 +23,8 @@ class Settings:
     metadata: Path = field(default_factory=lambda: Path(os.environ.get("LOOM_METADATA", "metadata")))
     db_url: str = field(default_factory=lambda: os.environ.get("LOOM_DATABASE_URL", DEFAULT_DB))
     secret: str = field(default_factory=lambda: os.environ.get("LOOM_SECRET", ""))
+    files: Path = field(default_factory=lambda: Path(os.environ.get("LOOM_FILES", "loom_files")))
+    max_upload: int = 20_000_000
     auto_migrate: bool = True
     debug: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)

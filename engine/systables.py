@@ -75,6 +75,14 @@ def add_system_tables(md: sa.MetaData) -> None:
              sa.Column("access", sa.String(8), nullable=False, server_default="read"),
              sa.Index("ix_loom_share_record", "module", "record_id"),
              sa.Index("ix_loom_share_user", "user_id", "module"))
+    sa.Table("loom_file", md,
+             sa.Column("id", ID, primary_key=True, autoincrement=True),
+             sa.Column("name", sa.String(255), nullable=False),
+             sa.Column("content_type", sa.String(128), nullable=False),
+             sa.Column("size", sa.BigInteger, nullable=False),
+             sa.Column("sha256", sa.String(64), nullable=False),
+             sa.Column("created_by", sa.BigInteger),
+             sa.Column("created_at", sa.DateTime, nullable=False))
     sa.Table("loom_saved_view", md,
              sa.Column("id", ID, primary_key=True, autoincrement=True),
              sa.Column("user_id", sa.BigInteger, nullable=False),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,7 +69,7 @@ def runtime(db_url: str) -> Iterator[Runtime]:
     """A runtime on the test bundle with its schema created."""
     from engine.migrate import ensure_schema
 
-    rt = open_runtime(Settings(metadata=TEST_BUNDLE, db_url=db_url), db=make_engine(db_url))
+    rt = open_runtime(Settings(metadata=TEST_BUNDLE, db_url=db_url, files=Path(tempfile.mkdtemp(prefix="loom-files-"))), db=make_engine(db_url))
     ensure_schema(rt)
     yield rt
     rt.db.dispose()
@@ -82,7 +83,7 @@ def make_app(db_url: str) -> Iterator[Callable[..., Any]]:
     made: list[Any] = []
 
     def build(bundle: Path = TEST_BUNDLE, **state: Any) -> Any:
-        app = create_app(Settings(metadata=bundle, db_url=db_url), **state)
+        app = create_app(Settings(metadata=bundle, db_url=db_url, files=Path(tempfile.mkdtemp(prefix="loom-files-"))), **state)
         made.append(app)
         return app
 

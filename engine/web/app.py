@@ -22,7 +22,7 @@ from engine.tables import refresh_statistics
 from engine.web.render import environment
 
 STATIC = Path(__file__).resolve().parent / "static"
-ROUTE_MODULES = ("engine.web.auth_routes", "engine.web.action_routes", "engine.web.screens", "engine.web.api", "engine.web.io_routes",
+ROUTE_MODULES = ("engine.web.auth_routes", "engine.web.action_routes", "engine.web.file_routes", "engine.web.screens", "engine.web.api", "engine.web.io_routes",
                  "engine.web.admin_routes", "admin.routes")
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

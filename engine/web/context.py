@@ -25,6 +25,7 @@ SESSION_COOKIE = "loom_session"
 LOCALE_COOKIE = "loom_locale"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 MAX_BODY = 2_000_000
+MAX_UPLOAD = 60_000_000
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -77,6 +78,8 @@ async def read_body(request: Request) -> tuple[FormData | None, Any]:
     size = int(request.headers.get("content-length") or 0)
     if size > MAX_BODY and "multipart" not in kind:
         raise Invalid(f"request body larger than {MAX_BODY} bytes")
+    if size > MAX_UPLOAD:
+        raise Invalid(f"upload larger than {MAX_UPLOAD // 1_000_000} MB")
     if "application/json" in kind:
         raw = await request.body()
         if len(raw) > MAX_BODY:
@@ -133,7 +136,11 @@ def handler(fn: Callable[[Ctx], Response], login_required: bool = True) -> Endpo
         def run() -> Response:
             return fn(build_ctx(request, form, data, login_required))
 
-        return await run_in_threadpool(run)
+        try:
+            return await run_in_threadpool(run)
+        finally:
+            if form is not None:
+                await form.close()
 
     endpoint.__name__ = fn.__name__
     endpoint.__doc__ = fn.__doc__
