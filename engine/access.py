@@ -25,7 +25,9 @@ class Actor:
 class Access(Protocol):
     """Permissions resolved once per request: what the actor may do, read and write."""
 
-    actor: Actor
+    @property
+    def actor(self) -> Actor:
+        """Who is acting."""
 
     def can(self, module: Module, action: str) -> bool:
         """Whether the actor may take `action` in `module` at all."""

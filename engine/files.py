@@ -63,9 +63,11 @@ def store(rt: Runtime, stream: IO[bytes], name: str, content_type: str | None, u
     shutil.move(tmp.name, target)
     clean = SAFE_NAME.sub("_", Path(name or "file").name)[:200] or "file"
     with rt.db.begin() as conn:
-        new_id = conn.execute(sa.insert(_table(rt)).values(
+        key = conn.execute(sa.insert(_table(rt)).values(
             name=clean, content_type=(content_type or "application/octet-stream")[:128], size=size, sha256=digest.hexdigest(),
-            created_by=user_id, created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))).inserted_primary_key[0]
+            created_by=user_id, created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None))).inserted_primary_key
+    assert key is not None
+    new_id = int(key[0])
     return StoredFile(new_id, clean, content_type or "application/octet-stream", size, digest.hexdigest())
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,13 +148,16 @@ def _sql(col: sa.ColumnElement[Any], f: Field, c: Condition) -> sa.ColumnElement
     if c.op == "contains" and f.type == "multiselect":
         wrapped = sa.literal(",", sa.String) + col + sa.literal(",", sa.String)
         return sa.and_(*(wrapped.like(f"%,{v},%") for v in (c.value or "").split(",") if v))
-    simple = {
-        "eq": lambda: col == c.value, "ne": lambda: sa.or_(col != c.value, col.is_(None)), "in": lambda: col.in_(c.value),
-        "gt": lambda: col > c.value, "gte": lambda: col >= c.value, "lt": lambda: col < c.value, "lte": lambda: col <= c.value,
-        "contains": lambda: col.ilike("%" + _escape(c.value) + "%", escape="\\"),
-        "startswith": lambda: col.ilike(_escape(c.value) + "%", escape="\\"),
-    }
-    return simple[c.op]()
+    return _COMPARE[c.op](col, c.value)
+
+
+Compare = Callable[[sa.ColumnElement[Any], Any], sa.ColumnElement[bool]]
+_COMPARE: dict[str, Compare] = {
+    "eq": lambda col, v: col == v, "ne": lambda col, v: sa.or_(col != v, col.is_(None)), "in": lambda col, v: col.in_(v),
+    "gt": lambda col, v: col > v, "gte": lambda col, v: col >= v, "lt": lambda col, v: col < v, "lte": lambda col, v: col <= v,
+    "contains": lambda col, v: col.ilike("%" + _escape(v) + "%", escape="\\"),
+    "startswith": lambda col, v: col.ilike(_escape(v) + "%", escape="\\"),
+}
 
 
 def _escape(text: str) -> str:
@@ -184,17 +187,17 @@ def keyset_segments(col: sa.ColumnElement[Any], id_col: sa.ColumnElement[Any], d
     NULLs sort where the database puts them naturally (PostgreSQL: largest, SQLite: smallest) so the
     (column, id) index serves every piece; each piece is one index range scan.
     """
-    direction = (lambda c: c.desc()) if descending else (lambda c: c.asc())
     nulls_first = nulls_large == descending
-    values_part = [direction(col), direction(id_col)]
-    nulls_part = [direction(id_col)]
+    values_part = [col.desc(), id_col.desc()] if descending else [col.asc(), id_col.asc()]
+    nulls_part = [id_col.desc() if descending else id_col.asc()]
     if after is None:
         return [(sa.true(), values_part)]
     value, row_id = after
-    beyond = (lambda a, b: a < b) if descending else (lambda a, b: a > b)
     if value is None:
-        pieces = [(sa.and_(col.is_(None), beyond(id_col, row_id)), nulls_part)]
+        id_after = id_col < row_id if descending else id_col > row_id
+        pieces = [(sa.and_(col.is_(None), id_after), nulls_part)]
         return pieces + ([(col.is_not(None), values_part)] if nulls_first else [])
-    tuple_after = beyond(sa.tuple_(col, id_col), sa.tuple_(sa.literal(value, col.type), sa.literal(row_id, id_col.type)))
+    left, right = sa.tuple_(col, id_col), sa.tuple_(sa.literal(value, col.type), sa.literal(row_id, id_col.type))
+    tuple_after = left < right if descending else left > right
     pieces = [(tuple_after, values_part)]
     return pieces + ([(col.is_(None), nulls_part)] if not nulls_first else [])

@@ -227,7 +227,9 @@ def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn:
         for f in module.fields:
             if f.type == "autonumber" and f.format:
                 values[f.name] = _next_number(c, rt, f.format)
-        new_id = c.execute(sa.insert(rt.tables[name]).values(**values)).inserted_primary_key[0]
+        key = c.execute(sa.insert(rt.tables[name]).values(**values)).inserted_primary_key
+        assert key is not None
+        new_id = key[0]
         _write_rows(c, rt, module, new_id, rows, me, stamp)
         audit.record_create(c, rt, module, new_id, values, rows, me, stamp)
         return get(rt, access, name, new_id, c)

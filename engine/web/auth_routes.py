@@ -54,10 +54,10 @@ def login_submit(ctx: Ctx) -> Response:
                                                    "error": "bad_login", "username": username}, status=401)
             return response
         token = sessions.start(conn, user.id, "web", ctx.request.client.host if ctx.request.client else None)
-    response = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=ctx.request.url.scheme == "https", path="/")
-    response.delete_cookie(LOGIN_CSRF)
-    return response
+    done = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
+    done.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=ctx.request.url.scheme == "https", path="/")
+    done.delete_cookie(LOGIN_CSRF)
+    return done
 
 
 def logout(ctx: Ctx) -> Response:
