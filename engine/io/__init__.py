@@ -1,0 +1,1 @@
+"""Spreadsheet import and export: safe readers, templates, the import pipeline, exports."""

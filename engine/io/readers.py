@@ -1,0 +1,156 @@
+"""Reading an uploaded sheet as numbered rows: xlsx in a capped child process, csv as a text stream.
+
+Both readers count rows, columns and cell lengths themselves and stop at the first limit broken.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import dataclasses
+import json
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from engine.io.limits import FileRejected, Limits, TooLarge, Unsupported
+from engine.io.safety import sniff
+
+Row = tuple[int, list[Any]]
+ROOT = Path(__file__).resolve().parent.parent.parent
+ERRORS = {413: TooLarge, 415: Unsupported}
+READ_SECONDS = 300
+
+
+def file_kind(path: str, filename: str) -> str:
+    """'xlsx' or 'csv', from the file's content (its name only breaks ties)."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        raise FileRejected("the file is empty")
+    return sniff(head, filename)
+
+
+def read_rows(path: str, kind: str, limits: Limits, sizes: dict[str, int] | None = None) -> Iterator[Row]:
+    """(sheet row number, cells) for every row of the first sheet, within the limits; `sizes['rows']` gets
+    the row count as soon as it is known (for progress bars)."""
+    sizes = {} if sizes is None else sizes
+    rows = _xlsx_rows(path, limits, sizes) if kind == "xlsx" else _csv_rows(path, limits, sizes)
+    for count, (number, cells) in enumerate(rows, start=1):
+        if count > limits.max_rows + limits.header_scan:
+            raise FileRejected(f"the sheet has more than {limits.max_rows} rows (empty rows count too): split it into smaller files")
+        if len(cells) > limits.max_columns:
+            raise FileRejected(f"row {number} has {len(cells)} columns (at most {limits.max_columns})")
+        yield number, [_cell(c, number, i, limits) for i, c in enumerate(cells)]
+
+
+def _cell(value: Any, row: int, col: int, limits: Limits) -> Any:
+    if isinstance(value, str):
+        if len(value) > limits.max_cell:
+            raise FileRejected(f"the cell in row {row}, column {col + 1} is longer than {limits.max_cell} characters")
+        return value if value else None
+    return value
+
+
+def _xlsx_rows(path: str, limits: Limits, sizes: dict[str, int]) -> Iterator[Row]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), RUST_BACKTRACE="0")
+    cmd = [sys.executable, "-m", "engine.io.xlsx_worker", path, json.dumps(dataclasses.asdict(limits))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
+    timer = threading.Timer(READ_SECONDS, proc.kill)
+    timer.start()
+    try:
+        yield from _messages(proc, sizes)
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def _messages(proc: subprocess.Popen[bytes], sizes: dict[str, int]) -> Iterator[Row]:
+    assert proc.stdout is not None
+    number = 1
+    while True:
+        try:
+            message = pickle.load(proc.stdout)
+        except (EOFError, pickle.UnpicklingError):
+            proc.wait()
+            raise FileRejected("the workbook could not be read within the limits (too many cells, or too slow)") from None
+        if message[0] == "done":
+            return
+        if message[0] == "error":
+            raise ERRORS.get(message[1], FileRejected)(message[2])
+        if message[0] == "start":
+            number, sizes["rows"] = message[1], message[2]
+            continue
+        for cells in message[1]:
+            yield number, cells
+            number += 1
+
+
+def detect_encoding(path: str) -> str:
+    """utf-8-sig, utf-16, utf-8 or gb18030: the first that decodes the whole file."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    for encoding in ("utf-8", "gb18030"):
+        if _decodes(path, encoding):
+            return encoding
+    raise FileRejected("the text encoding of this CSV is not UTF-8 or GB18030: save it as 'CSV UTF-8'")
+
+
+def _decodes(path: str, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _delimiter(sample: str) -> str:
+    first = sample.split("\n", 1)[0]
+    counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _lines(path: str) -> int:
+    count = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
+
+
+def _csv_rows(path: str, limits: Limits, sizes: dict[str, int]) -> Iterator[Row]:
+    encoding = detect_encoding(path)
+    sizes["rows"] = _lines(path)
+    with open(path, encoding=encoding, newline="") as f:
+        delimiter = _delimiter(f.read(65_536))
+        f.seek(0)
+        try:
+            for number, cells in enumerate(csv.reader(f, delimiter=delimiter), start=1):
+                yield number, [_unquote(c) for c in cells]
+        except csv.Error as exc:
+            raise FileRejected(f"the CSV cannot be read: {exc} (a cell longer than {limits.max_cell} characters?)") from None
+
+
+def _unquote(text: str) -> str:
+    """Undo the apostrophe Loom's CSV export puts before text that a spreadsheet would run as a formula."""
+    if len(text) > 1 and text[0] == "'" and text[1] in "=+-@\t\r":
+        return text[1:]
+    return text

@@ -1,0 +1,320 @@
+"""The import pipeline: read → map → parse → resolve links → match by key → validate → write, in batches,
+inside one transaction that is rolled back for a dry run or (all-or-nothing) when any row failed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine import records
+from engine.access import Access
+from engine.errors import Forbidden, Invalid
+from engine.fieldtypes import ParseError
+from engine.io import columns
+from engine.io.bulk import Draft, create_many
+from engine.io.cells import as_text, parse_cell
+from engine.io.limits import DEFAULT_LIMITS, Limits
+from engine.io.links import Resolver
+from engine.io.plan import Options, Problem, Result
+from engine.io.sheet import Item, Sheet, items, open_sheet
+from engine.io.updates import update_item
+from engine.runtime import Runtime
+from engine.spec import Module
+
+BATCH = 1_000
+Progress = Callable[[int, int], None]
+Finish = Callable[[sa.Connection, Result], None]
+
+
+@dataclass
+class Job:
+    """One import while it runs: where it writes, as whom, and what it found so far."""
+
+    conn: sa.Connection
+    rt: Runtime
+    access: Access
+    module: Module
+    options: Options
+    found: dict[str, columns.Target]
+    result: Result
+    resolver: Resolver
+    headers_of: dict[str, str] = field(default_factory=dict)
+
+
+def prepare(rt: Runtime, access: Access, name: str, path: str, kind: str, options: Options,
+            limits: Limits = DEFAULT_LIMITS) -> tuple[Sheet, list[str | None], str | None]:
+    """Open the sheet and settle the mapping and key (the proposal, or the caller's confirmed mapping)."""
+    module = records.module_of(rt, name)
+    if not access.can(module, "import"):
+        raise Forbidden(f"you may not import {module.name} records")
+    found = columns.targets(rt.spec, module)
+    sheet = open_sheet(path, kind, found, limits)
+    proposed = list(options.mapping) if options.mapping is not None else columns.propose(sheet.headers, found, sheet.names)
+    proposed = (proposed + [None] * len(sheet.headers))[: len(sheet.headers)]
+    key = options.key or columns.default_key(module, proposed)
+    mapping = proposed if options.mapping is not None else columns.settle(proposed, found, key)
+    if key is not None and key not in found:
+        raise Invalid("unknown key field", {"key": f"'{key}' is not a field of {module.name}"})
+    return sheet, mapping, key
+
+
+def execute(rt: Runtime, access: Access, name: str, path: str, kind: str, options: Options, progress: Progress | None = None,
+            finish: Finish | None = None, limits: Limits = DEFAULT_LIMITS) -> Result:
+    """Run the import (or its dry run) and return what it did; commits only a clean (or skip-errors) apply."""
+    options = options.checked()
+    sheet, mapping, key = prepare(rt, access, name, path, kind, options, limits)
+    module = rt.spec.module(name)
+    found = columns.targets(rt.spec, module)
+    columns.check(rt.spec, module, access, sheet.headers, mapping, found, key)
+    if options.mode != "insert" and key is None:
+        raise Invalid("choose the key column that finds existing records", {"key": "required for update and upsert"})
+    result = Result(sheet.header_row, sheet.headers, mapping, key)
+    with rt.db.connect() as conn:
+        trans = conn.begin()
+        job = Job(conn, rt, access, module, options, found, result, Resolver(conn, rt, access),
+                  {m: h or m for h, m in zip(sheet.headers, mapping, strict=False) if m})
+        try:
+            for batch in _batches(job, items(sheet.rows, mapping, key)):
+                _run_batch(job, batch)
+                if progress:
+                    progress(result.records, max(sheet.total, result.records))
+            keep = not options.dry_run and (not result.problems or options.on_error == "skip")
+            if keep and finish:
+                finish(conn, result)
+            result.applied = keep
+        finally:
+            (trans.commit if result.applied else trans.rollback)()
+    return result
+
+
+def _batches(job: Job, found: Iterable[Item]) -> Iterator[list[Item]]:
+    """Batches of records; a batch ends before a record that links by name to one earlier in it (self links)."""
+    own = [f.name for f in job.module.fields if f.type == "link" and f.module == job.module.name and f.name in job.result.mapping]
+    names = [n for n in (job.module.title_field, job.result.key) if n]
+    batch: list[Item] = []
+    seen: set[str] = set()
+    for item in found:
+        if batch and (len(batch) >= BATCH or any(as_text(item.cells[f]) in seen for f in own if item.cells.get(f) is not None)):
+            yield batch
+            batch, seen = [], set()
+        batch.append(item)
+        seen.update(as_text(item.cells[n]) for n in names if item.cells.get(n) is not None)
+    if batch:
+        yield batch
+
+
+def _run_batch(job: Job, batch: list[Item]) -> None:
+    job.result.records += len(batch)
+    parsed = [_parse(job, item) for item in batch]
+    _resolve(job, batch, parsed)
+    existing = _existing(job, parsed)
+    inserts: list[tuple[Item, Draft]] = []
+    for item, draft in zip(batch, parsed, strict=True):
+        target = existing.get(_key_value(job, draft))
+        action = _action(job, draft, target)
+        if action == "error":
+            _fail(job, item, draft)
+        elif action == "insert":
+            inserts.append((item, draft))
+        else:
+            update_item(job, item, draft, target)
+    _insert(job, inserts)
+    job.resolver.forget_missing(job.module.name)
+
+
+def _key_value(job: Job, draft: Draft) -> Any:
+    return draft.values.get(job.result.key) if job.result.key else None
+
+
+def _action(job: Job, draft: Draft, target: Any) -> str:
+    """'insert', 'update' or 'error' (key problems; an update with bad cells). Insert drafts keep their
+    cell errors so that validation reports every problem of the row at once."""
+    key, mode = job.result.key or "", job.options.mode
+    problem = None
+    if isinstance(target, str):
+        problem = target
+    elif target is not None and mode == "insert":
+        problem = "a record with this key exists already (import with update or upsert)"
+    elif target is None and mode == "update":
+        problem = "no record with this key" if _key_value(job, draft) is not None else "the key is empty"
+    if problem:
+        draft.errors.setdefault(key, problem)
+        return "error"
+    if target is None:
+        return "insert"
+    return "error" if draft.errors else "update"
+
+
+def _parse(job: Job, item: Item) -> Draft:
+    """Parent and child cells parsed through the field registry; link cells are resolved afterwards."""
+    draft = Draft({}, given=set())
+    for name, value in item.cells.items():
+        _parse_into(draft.values, draft.errors, job.module, name, value, name)
+        if value is not None:
+            draft.given.add(name)
+    for (number, column, value) in item.conflicts:
+        draft.errors.setdefault(column, f"row {number} repeats this record's key with a different value '{as_text(value)}'")
+    for table, lines in item.lines.items():
+        child = job.rt.spec.module(job.module.field(table).module or "")
+        rows = []
+        for i, (_, cells) in enumerate(lines):
+            values: dict[str, Any] = {}
+            for name, value in cells.items():
+                if value is not None:
+                    _parse_into(values, draft.errors, child, name, value, f"{table}[{i}].{name}")
+            rows.append(values)
+        draft.rows[table] = rows
+    return draft
+
+
+def _parse_into(values: dict[str, Any], errors: dict[str, str], module: Module, name: str, value: Any, where: str) -> None:
+    f = module.field(name)
+    if value is None:
+        values[name] = None
+    elif f.type in ("link", "user") and name != "id":
+        values[name] = _Pending(as_text(value))
+    elif f.type in ("formula", "autonumber") or (f.system and name != "owner"):
+        values[name] = value if name != "id" else _id(value, errors, where)
+    else:
+        try:
+            values[name] = parse_cell(f, value)
+        except ParseError as exc:
+            errors[where] = str(exc)
+
+
+def _id(value: Any, errors: dict[str, str], where: str) -> Any:
+    try:
+        return int(float(as_text(value).lstrip("#")))
+    except ValueError:
+        errors[where] = "expected a record id"
+        return None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A link cell's text, until the resolver turns it into an id."""
+
+    text: str
+
+
+def _resolve(job: Job, batch: list[Item], parsed: list[Draft]) -> None:
+    """Resolve every link cell of the batch with one lookup per link field."""
+    wanted: dict[tuple[str, str], set[str]] = {}
+    for draft in parsed:
+        for module, name, values, _ in _link_cells(job, draft):
+            wanted.setdefault((module, name), set()).add(values[name].text)
+    answers = {k: job.resolver.resolve(job.rt.spec.module(k[0]).field(k[1]), v) for k, v in wanted.items()}
+    for draft in parsed:
+        for module, name, values, where in _link_cells(job, draft):
+            answer = answers[(module, name)][values[name].text]
+            if isinstance(answer, int):
+                values[name] = answer
+            else:
+                del values[name]
+                draft.errors[where] = answer
+
+
+def _link_cells(job: Job, draft: Draft) -> list[tuple[str, str, dict[str, Any], str]]:
+    out = [(job.module.name, n, draft.values, n) for n, v in draft.values.items() if isinstance(v, _Pending)]
+    for table, rows in draft.rows.items():
+        child = job.module.field(table).module or ""
+        out += [(child, n, r, f"{table}[{i}].{n}") for i, r in enumerate(rows) for n, v in r.items() if isinstance(v, _Pending)]
+    return out
+
+
+def _existing(job: Job, parsed: list[Draft]) -> dict[Any, Any]:
+    """Key value → the stored row (or a message when several records share it)."""
+    key = job.result.key
+    if key is None:
+        return {}
+    wanted = {d.values[key] for d in parsed if d.values.get(key) is not None and key not in d.errors}
+    if not wanted:
+        return {}
+    table = job.rt.tables[job.module.name]
+    out: dict[Any, Any] = {}
+    for row in job.conn.execute(sa.select(table).where(table.c[key].in_(wanted))).mappings():
+        value = row[key]
+        out[value] = f"{job.module.label('en').lower()} records share this key" if value in out else dict(row)
+    return out
+
+
+def _insert(job: Job, inserts: list[tuple[Item, Draft]]) -> None:
+    if not inserts:
+        return
+    for _, draft in inserts:
+        draft.values = {k: v for k, v in draft.values.items() if v is not None and k != "id" and not _computed(job.module, k)}
+    if job.options.bulk:
+        create_many(job.conn, job.rt, job.access, job.module, [d for _, d in inserts])
+    else:
+        for _, draft in inserts:
+            _create_one(job, draft)
+    for item, draft in inserts:
+        if draft.errors:
+            _fail(job, item, draft)
+            continue
+        job.result.inserted += 1
+        job.result.created.append(draft.id or 0)
+        job.result.sample("insert", {"row": item.rows[0], "id": draft.id, "values": _shown(job, draft.values)})
+
+
+def _computed(module: Module, name: str) -> bool:
+    f = module.field(name)
+    return f.type in ("formula", "autonumber") or (f.system and name != "owner")
+
+
+def _create_one(job: Job, draft: Draft) -> None:
+    """The records path (one `records.create` per record), kept for comparison with the bulk path."""
+    raw = dict(draft.values) | {t: rows for t, rows in draft.rows.items()}
+    if draft.errors:
+        return
+    try:
+        draft.id = records.create(job.rt, job.access, job.module.name, raw, job.conn)["id"]
+    except Invalid as exc:
+        draft.errors.update(exc.fields or {"": exc.message})
+
+
+def _shown(job: Job, values: dict[str, Any]) -> dict[str, str]:
+    from engine.fieldtypes import show
+
+    return {job.headers_of.get(k, k): show(job.module.field(k), v, job.access.actor.locale)
+            for k, v in values.items() if k in job.headers_of and k in job.module.by_name}
+
+
+def _fail(job: Job, item: Item, draft: Draft) -> None:
+    """Record the row's problems against the columns they came from."""
+    job.result.failed += 1
+    for where, reason in draft.errors.items():
+        row, target = _locate(item, where)
+        column = job.headers_of.get(target) or _label(job, target)
+        value = _cell_text(item, where, target)
+        job.result.problems.append(Problem(row, column, value, reason))
+
+
+def _locate(item: Item, where: str) -> tuple[int, str]:
+    if "[" not in where:
+        return item.rows[0], where
+    table, rest = where.split("[", 1)
+    index, name = rest.split("].", 1) if "]." in rest else (rest.rstrip("]"), "")
+    lines = item.lines.get(table, [])
+    row = lines[int(index)][0] if index.isdigit() and int(index) < len(lines) else item.rows[0]
+    return row, f"{table}.{name}" if name else table
+
+
+def _label(job: Job, target: str) -> str:
+    found = job.found.get(target)
+    return found.label(job.access.actor.locale) if found else (target or "")
+
+
+def _cell_text(item: Item, where: str, target: str) -> str:
+    if "." not in target:
+        value = item.cells.get(target)
+    else:
+        table, name = target.split(".", 1)
+        _, rest = where.split("[", 1)
+        index = rest.split("]", 1)[0]
+        lines = item.lines.get(table, [])
+        value = lines[int(index)][1].get(name) if index.isdigit() and int(index) < len(lines) else None
+    return "" if value is None else as_text(value)

@@ -1,0 +1,66 @@
+"""Reads one workbook's first sheet in a child process with a memory cap and sends its rows on stdout.
+
+A hostile sheet can make a reader allocate rows × columns cells at once; in a child process with
+RLIMIT_AS that ends the child, never the server. Run as `python -m engine.io.xlsx_worker PATH LIMITS_JSON`.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import resource
+import sys
+from typing import Any, BinaryIO
+
+from engine.io.limits import FileRejected, Limits
+from engine.io.safety import check_zip
+
+BATCH = 2_000
+MEMORY_CAP = 2_000_000_000
+
+
+def _send(out: BinaryIO, message: tuple[Any, ...]) -> None:
+    pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _read(path: str, limits: Limits, out: BinaryIO) -> None:
+    from python_calamine import CalamineWorkbook
+
+    check_zip(path, limits)
+    sheet = CalamineWorkbook.from_path(path).get_sheet_by_index(0)
+    if sheet.width > limits.max_columns:
+        raise FileRejected(f"the sheet has {sheet.width} columns (at most {limits.max_columns})")
+    if sheet.height > limits.max_rows + limits.header_scan:
+        raise FileRejected(f"the sheet has {sheet.height} rows (at most {limits.max_rows})")
+    start = sheet.start or (0, 0)
+    _send(out, ("start", start[0] + 1, sheet.height))
+    batch: list[list[Any]] = []
+    for row in sheet.iter_rows():
+        batch.append(row)
+        if len(batch) == BATCH:
+            _send(out, ("rows", batch))
+            batch = []
+    _send(out, ("rows", batch))
+    _send(out, ("done",))
+
+
+def main(argv: list[str]) -> int:
+    """Check and read the workbook at argv[0]; every outcome is one message on stdout."""
+    path, raw_limits = argv
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+    limits = Limits(**json.loads(raw_limits))
+    out = sys.stdout.buffer
+    try:
+        _read(path, limits, out)
+    except FileRejected as exc:
+        _send(out, ("error", exc.status, exc.message))
+    except MemoryError:
+        _send(out, ("error", 422, "the sheet is too large to read (too many cells)"))
+    except Exception as exc:  # calamine's own errors: damaged or unreadable parts
+        _send(out, ("error", 422, f"the workbook could not be read: {type(exc).__name__}: {str(exc)[:200]}"))
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
