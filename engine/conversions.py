@@ -188,8 +188,8 @@ def misfits(conn: sa.Connection, table: str, column: str, old: sa.types.TypeEngi
     source, count, ids = family(old)[0], 0, []
     key: sa.ColumnClause[Any] = sa.column("id")
     col: sa.ColumnClause[Any] = sa.column(column)
-    rows = conn.execution_options(yield_per=1000).execute(
-        sa.select(key, col).select_from(sa.table(table, key, col)).where(col.is_not(None)).order_by(key))
+    query = sa.select(key, col).select_from(sa.table(table, key, col)).where(col.is_not(None)).order_by(key)
+    rows = conn.execute(query.execution_options(yield_per=1000))
     for row_id, value in rows:
         if not test(source, value):
             count += 1

@@ -139,7 +139,7 @@ def _translate(diff: tuple[Any, ...], rt: Runtime, renames: _Renames, created: s
     if kind == "add_index" and diff[1].table.name not in created:
         ix = diff[1]
         return [AddIndex(ix.table.name, ix.name, tuple(c.name for c in ix.columns), bool(ix.unique))]
-    if kind == "remove_index" and diff[1].name.startswith(f"ix_{diff[1].table.name}_"):
+    if kind == "remove_index" and diff[1].table.name in rt.tables.metadata.tables and diff[1].name.startswith(f"ix_{diff[1].table.name}_"):
         return [DropIndex(diff[1].table.name, diff[1].name)]
     return []
 
