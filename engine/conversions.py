@@ -152,7 +152,8 @@ def _message(where: str, count: int, ids: list[Any], what: str) -> str | None:
     if not count:
         return None
     shown = ", ".join(str(i) for i in ids) + (", …" if count > len(ids) else "")
-    return f"{where}: {count} row{'s' if count != 1 else ''} {what} (ids {shown})"
+    plural = count != 1
+    return f"{where}: {count} row{'s' if plural else ''} {what.format(are='are' if plural else 'is')} (ids {shown})"
 
 
 def _where(conn: sa.Connection, table: str, cond: Callable[[sa.ColumnClause[Any]], Any], column: str) -> tuple[int, list[Any]]:
@@ -167,7 +168,7 @@ def _where(conn: sa.Connection, table: str, cond: Callable[[sa.ColumnClause[Any]
 def empty_rows(conn: sa.Connection, table: str, column: str) -> str | None:
     """Rows whose `column` is empty, when it becomes required."""
     count, ids = _where(conn, table, lambda c: c.is_(None), column)
-    return _message(f"{table}.{column}", count, ids, "are empty and cannot become required")
+    return _message(f"{table}.{column}", count, ids, "{are} empty and cannot become required")
 
 
 def all_rows(conn: sa.Connection, table: str, column: str) -> str | None:
@@ -184,7 +185,7 @@ def misfits(conn: sa.Connection, table: str, column: str, old: sa.types.TypeEngi
         if target[1] is None:
             return None
         count, ids = _where(conn, table, lambda c: sa.func.length(sa.cast(c, sa.Text)) > target[1], column)
-        return _message(where, count, ids, f"are longer than {target[1]} characters")
+        return _message(where, count, ids, f"{{are}} longer than {target[1]} characters")
     source, count, ids = family(old)[0], 0, []
     key: sa.ColumnClause[Any] = sa.column("id")
     col: sa.ColumnClause[Any] = sa.column(column)
