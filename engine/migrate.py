@@ -130,7 +130,9 @@ def _translate(diff: tuple[Any, ...], rt: Runtime, renames: _Renames, created: s
     if kind == "add_column":
         return [] if (diff[2], diff[3].name) in renames.new_names() else [_add_column(rt, diff[2], diff[3])]
     if kind == "remove_column":
-        return _moved(diff[2], diff[3], renames, rt) if (diff[2], diff[3].name) in renames.moves else [HideColumn(diff[2], diff[3].name)]
+        if (diff[2], diff[3].name) in renames.moves:
+            return _moved(diff[2], diff[3], renames, rt, reflected)
+        return [HideColumn(diff[2], diff[3].name)]
     if kind == "modify_type":
         return [_alter_type(diff[2], diff[3], diff[5], diff[6], reflected)]
     if kind == "modify_nullable":
@@ -148,12 +150,12 @@ def _alter_type(table: str, column: str, old: sa.types.TypeEngine[Any], new: sa.
     return AlterType(table, column, old, new, reflected(table), kind=SAFE if widens(old, new) else CHECKED)
 
 
-def _moved(table: str, old: sa.Column[Any], renames: _Renames, rt: Runtime) -> list[Operation]:
+def _moved(table: str, old: sa.Column[Any], renames: _Renames, rt: Runtime, reflected: Any) -> list[Operation]:
     f = renames.moves[(table, old.name)]
     target = rt.tables[table].c[f.name]
     ops: list[Operation] = [RenameColumn(table, old.name, f.name, old.type)]
     if family(old.type) != family(target.type):
-        ops.append(AlterType(table, old.name, old.type, target.type, kind=SAFE if widens(old.type, target.type) else CHECKED))
+        ops.append(_alter_type(table, old.name, old.type, target.type, reflected))
     return ops
 
 
@@ -178,7 +180,7 @@ def _newly_required(rt: Runtime, before: Spec | None, inspector: sa.Inspector, r
         for f in module.stored_fields:
             old_name = renames.old_name(module.name, f.name)
             was = old_module.by_name.get(f.name) or old_module.by_name.get(old_name)
-            if f.required and was is not None and not was.required and old_name in live:
+            if f.required and old_name in live and (was is None or not was.required):  # None: a hidden column restored
                 out.append(SetRequired(module.name, old_name))
     return out
 
@@ -248,7 +250,7 @@ def _refuse(reasons: list[str]) -> None:
 def _run(conn: sa.Connection, the_plan: Plan) -> None:
     if conn.dialect.name == "postgresql":
         for table in sorted({op.table for op in the_plan.ops if op.kind != SAFE and not isinstance(op, (Purge, HideTable))}):
-            conn.execute(sa.text(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE'))
+            conn.exec_driver_sql(f"LOCK TABLE {conn.dialect.identifier_preparer.quote(table)} IN SHARE ROW EXCLUSIVE MODE")
     _refuse([r for op in the_plan.ops if (r := refusal(conn, op))])
     ops = Operations(MigrationContext.configure(conn))
     for op in the_plan.ops:

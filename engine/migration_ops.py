@@ -247,7 +247,10 @@ class Purge:
         if self.column is None:
             ops.drop_table(self.table)
         elif ops.impl.dialect.name == "sqlite":
-            with ops.batch_alter_table(self.table, recreate="always", copy_from=_rebuild_source(ops, self.table, self.source)) as batch:
+            source = _rebuild_source(ops, self.table, self.source)
+            for index in [ix for ix in source.indexes if self.column in ix.columns]:
+                source.indexes.discard(index)  # dropped with the old table; not rebuilt on the new one
+            with ops.batch_alter_table(self.table, recreate="always", copy_from=source) as batch:
                 batch.drop_column(self.column)
         else:
             ops.drop_column(self.table, self.column)

@@ -365,3 +365,30 @@ def test_type_widening_and_value_conversion_rules() -> None:
     to_bool = converter(sa.String(10), sa.Boolean())
     assert to_bool is not None and not to_bool("text", "true")
     assert converter(sa.Integer(), sa.String(5)) is None
+
+
+def test_a_rename_with_a_type_change_moves_and_converts_the_values(reopen: Open, bundle_copy: Path) -> None:
+    add_field(bundle_copy, "contact", name="size", type="text", max_length=20, index=True)
+    rt = reopen()
+    ensure_schema(rt)
+    ids = seed_contacts(rt, 3, size=["1", "22", None])
+    change_field(bundle_copy, "contact", "size", name="headcount", renamed_from="size", type="integer", max_length=None)
+    rt = reopen()
+    the_plan = plan(rt)
+    assert [type(op) for op in the_plan.ops] == [AlterType, DropIndex, RenameColumn, AddIndex]
+    ensure_schema(rt)
+    assert [records.get(rt, SystemAccess(), "contact", i)["headcount"] for i in ids] == [1, 22, None]
+    assert plan(rt).ops == ()
+
+
+def test_purge_right_after_removing_an_indexed_field(reopen: Open, bundle_copy: Path) -> None:
+    add_field(bundle_copy, "contact", name="size", type="text", index=True, unique=True)
+    rt = reopen()
+    ensure_schema(rt)
+    seed_contacts(rt, 2, size=["a", "b"])
+    remove_field(bundle_copy, "contact", "size")
+    rt = reopen()
+    purge(rt, "contact.size")  # the field's indexes are still there: the purge drops them with the column
+    assert "size" not in columns(rt, "contact")
+    assert plan(rt).ops == ()
+    assert len(rows(rt, "contact")) == 2
