@@ -157,3 +157,23 @@ def test_customize_command_applies_lists_shows_and_rolls_back(settings: Settings
     assert main(["customize", "show", "9", *common]) == 1
     rt = fresh(settings, opened)
     assert [r.author for r in customize.revisions(rt.db)] == ["erin", "dana"]
+
+
+def test_bundle_export_and_import_move_a_layer_to_another_instance(settings: Settings, opened: list[Runtime], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--metadata", str(settings.metadata), "--db", settings.db_url]
+    customize.apply_layer(settings, VIP, "alice")
+    assert main(["bundle", "export", str(tmp_path / "layer.yaml"), "--layer", *common]) == 0
+    assert yaml.safe_load((tmp_path / "layer.yaml").read_text(encoding="utf-8")) == VIP
+    assert main(["bundle", "export", str(tmp_path / "effective"), *common]) == 0
+    assert main(["check", "--metadata", str(tmp_path / "effective")]) == 0
+    exported = yaml.safe_load((tmp_path / "effective" / "modules" / "contact.yaml").read_text(encoding="utf-8"))
+    assert "vip_level" in [f["name"] for f in exported["fields"]]
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert main(["bundle", "import", str(tmp_path / "layer.yaml"), "--author", "bob", "--metadata", str(settings.metadata), "--db", other]) == 0
+    capsys.readouterr()
+    db = make_engine(other)
+    try:
+        assert customize.current_layer(db) == (1, VIP)
+    finally:
+        db.dispose()
