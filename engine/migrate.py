@@ -59,7 +59,7 @@ class Plan:
     @property
     def empty(self) -> bool:
         """Whether nothing would run (hidden columns and tables are only reported)."""
-        return not any(op.sql or op.kind == CHECKED for op in self.ops)
+        return all(isinstance(op, (HideColumn, HideTable)) for op in self.ops)
 
     @property
     def hidden(self) -> tuple[Operation, ...]:
@@ -87,8 +87,14 @@ def _begin_sqlite(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _diffs(conn: sa.Connection, metadata: sa.MetaData) -> list[tuple[Any, ...]]:
-    ctx = MigrationContext.configure(conn, opts={"compare_type": _quiet_type_compare, "compare_server_default": False})
+def _diffs(conn: sa.Connection, metadata: sa.MetaData, missing: set[str]) -> list[tuple[Any, ...]]:
+    """Alembic's comparison of the tables both sides have (and of the database's extra ones); `missing` are created whole."""
+
+    def include(obj: Any, name: str | None, kind: str, reflected: bool, _other: Any) -> bool:
+        return not (kind == "table" and not reflected and name in missing)
+
+    ctx = MigrationContext.configure(conn, opts={"compare_type": _quiet_type_compare, "compare_server_default": False,
+                                                 "include_object": include})
     flat: list[tuple[Any, ...]] = []
     for diff in compare_metadata(ctx, metadata):
         flat.extend(diff if isinstance(diff, list) else [diff])
@@ -202,16 +208,18 @@ def _render(dialect: sa.Dialect, ops: list[Operation]) -> list[Operation]:
     return shown
 
 
-def plan(rt: Runtime, conn: sa.Connection | None = None, before: Spec | None = None) -> Plan:
+def plan(rt: Runtime, conn: sa.Connection | None = None, before: Spec | None = None, sql: bool = True) -> Plan:
     """Compare the metadata's tables with the live database: the typed operations, their SQL, and any refusal.
 
-    `before` (the spec in force until now) lets the plan see fields that become required.
+    `before` (the spec in force until now) lets the plan see fields that become required; `sql=False` skips
+    rendering the SQL (for a plan that is applied at once, never shown).
     """
     with rt.db.connect() if conn is None else _borrowed(conn) as c:
         inspector = sa.inspect(c)
         renames = _Renames.find(rt.spec, inspector)
-        diffs = _diffs(c, rt.tables.metadata)
-        created = {d[1].name for d in diffs if d[0] == "add_table"}
+        created = set(rt.tables.metadata.tables) - set(inspector.get_table_names())
+        diffs = [("add_table", rt.tables.metadata.tables[name]) for name in sorted(created)]
+        diffs += _diffs(c, rt.tables.metadata, created)
         sqlite = c.dialect.name == "sqlite"
 
         def reflected(table: str) -> sa.Table | None:
@@ -220,7 +228,7 @@ def plan(rt: Runtime, conn: sa.Connection | None = None, before: Spec | None = N
         ops = [op for d in diffs for op in _translate(d, rt, renames, created, reflected)]
         ops += _newly_required(rt, before, inspector, renames)
         ops.sort(key=lambda op: ORDER.index(type(op)))
-        ops = _render(c.dialect, ops)
+        ops = _render(c.dialect, ops) if sql else ops
         refusals = tuple(r for op in ops if (r := refusal(c, op)))
     return Plan(tuple(ops), refusals)
 
@@ -266,7 +274,7 @@ def apply(rt: Runtime, the_plan: Plan, conn: sa.Connection | None = None) -> Non
 def ensure_schema(rt: Runtime) -> Plan:
     """Bring the database up to the metadata at start: plan and apply, refused if a checked change does not fit."""
     with transaction(rt) as conn:
-        current = plan(rt, conn)
+        current = plan(rt, conn, sql=False)
         _refuse(list(current.refusals))
         if not current.empty:
             _run(conn, current)
