@@ -154,6 +154,7 @@ def build_app(raw: dict[str, Any]) -> App:
         panels=tuple(Panel(p["module"], Label.of(p.get("label"), p["module"]),
                            tuple((k, str(v)) for k, v in p.get("filter", {}).items()), p.get("group_by"),
                            p.get("sort"), p.get("limit", 10)) for p in raw.get("home", {}).get("panels", ())),
+        departments=raw.get("departments"),
     )
 
 

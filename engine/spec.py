@@ -274,6 +274,7 @@ class App:
     roles: tuple[Role, ...] = ()
     navigation: tuple[NavGroup, ...] = ()
     panels: tuple[Panel, ...] = ()
+    departments: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from engine.errors import Invalid, NotFound
 
 _HASHER = PasswordHasher()
+MIN_PASSWORD = 8
 _DUMMY = _HASHER.hash("loom-dummy-password")
 
 
@@ -43,6 +45,12 @@ USERS = _table(sa.create_engine("sqlite://"))
 def _user(row: Any) -> User:
     return User(row.id, row.username, row.full_name, tuple(r for r in (row.roles or "").split(",") if r),
                 row.department_id, row.locale, bool(row.active))
+
+
+def user_from(values: Mapping[str, Any]) -> User:
+    """A User from a mapping of loom_user columns (as read joined to a session)."""
+    return User(values["id"], values["username"], values.get("full_name"), tuple(r for r in (values.get("roles") or "").split(",") if r),
+                values.get("department_id"), values.get("locale"), bool(values.get("active")))
 
 
 def hash_password(password: str) -> str:
@@ -100,3 +108,40 @@ def update_user(conn: sa.Connection, username: str, **values: Any) -> User:
     if done.rowcount == 0:
         raise NotFound(f"no user '{username}'")
     return find_user(conn, username)
+
+
+def list_users(conn: sa.Connection, limit: int = 1000) -> list[User]:
+    """Every user, by user name."""
+    return [_user(r) for r in conn.execute(sa.select(USERS).order_by(USERS.c.username).limit(limit))]
+
+
+def set_active(conn: sa.Connection, username: str, active: bool) -> User:
+    """Disable (ending every session and token at once) or enable a user."""
+    from engine.auth.sessions import end_all
+
+    user = update_user(conn, username, active=active)
+    if not active:
+        end_all(conn, user.id)
+    return user
+
+
+def set_password(conn: sa.Connection, username: str, password: str) -> User:
+    """Change a password and end the user's web sessions (API tokens stay until revoked)."""
+    from engine.auth.sessions import end_all
+
+    user = update_user(conn, username, password=password)
+    end_all(conn, user.id, "web")
+    return user
+
+
+def check_roles(roles: tuple[str, ...], known: tuple[str, ...]) -> None:
+    """Refuse role names the application does not define."""
+    unknown = [r for r in roles if r not in known]
+    if unknown:
+        raise Invalid("unknown role", {"roles": f"unknown role(s) {', '.join(unknown)} (roles: {', '.join(known)})"})
+
+
+def require_strong(password: str) -> None:
+    """Refuse a password people choose by hand that is too short (the CLI and the admin pages ask this)."""
+    if len(password) < MIN_PASSWORD:
+        raise Invalid("password too short", {"password": f"at least {MIN_PASSWORD} characters"})

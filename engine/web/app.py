@@ -23,7 +23,7 @@ from engine.web.render import environment
 
 STATIC = Path(__file__).resolve().parent / "static"
 ROUTE_MODULES = ("engine.web.auth_routes", "engine.web.action_routes", "engine.web.file_routes", "engine.web.screens", "engine.web.api", "engine.web.io_routes",
-                 "engine.web.admin_routes", "admin.routes")
+                 "engine.web.admin_routes", "engine.web.share_routes", "admin.routes")
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                  b"frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"),
@@ -117,7 +117,11 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     error = LoomError("something went wrong on our side; the error was logged")
     error.status, error.code = 500, "server_error"
-    return error_response(request, error)
+    response = error_response(request, error)
+    # A 500 is answered by Starlette's outermost middleware, outside SecurityHeaders: add them here.
+    for key, value in SECURITY_HEADERS:
+        response.headers.setdefault(key.decode(), value.decode())
+    return response
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None, **state: Any) -> Starlette:
@@ -136,7 +140,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.state.templates = environment()
     for key, value in state.items():
         setattr(app.state, key, value)
-    for name in ("engine.web.screens", "admin.routes"):
+    for name in ("engine.web.screens", "engine.web.admin_routes", "admin.routes"):
         _setup(name, app)
     return app
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +17,9 @@ from starlette.responses import Response
 
 from engine.access import Actor
 from engine.auth import sessions
-from engine.auth.users import User, user_by_id
+from engine.auth.allowlist import permits
+from engine.auth.policy import PolicyStore
+from engine.auth.users import User, user_from
 from engine.errors import Forbidden, Invalid, Unauthorized
 from engine.gate import RoleAccess
 from engine.runtime import Runtime
@@ -93,48 +96,85 @@ async def read_body(request: Request) -> tuple[FormData | None, Any]:
     return None, None
 
 
-def _session(conn: sa.Connection, request: Request) -> tuple[sessions.Session | None, str]:
+def _found(conn: sa.Connection, request: Request) -> tuple[sessions.Found | None, str]:
+    idle = getattr(request.app.state, "session_idle", sessions.IDLE)
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        return sessions.lookup(conn, auth[7:].strip(), "token"), "token"
+        return sessions.resolve(conn, auth[7:].strip(), "token", idle), "token"
     cookie = request.cookies.get(SESSION_COOKIE)
-    return (sessions.lookup(conn, cookie, "web"), "web") if cookie else (None, "")
+    return (sessions.resolve(conn, cookie, "web", idle), "web") if cookie else (None, "")
 
 
 def _check_csrf(request: Request, form: FormData | None, expected: str) -> None:
     sent = request.headers.get("x-csrf-token") or (str(form.get("csrf_token") or "") if form is not None else "")
     if not sent or not hmac.compare_digest(sent, expected):
         raise Forbidden("missing or invalid CSRF token; reload the page and try again")
+    check_origin(request)
 
 
-def build_ctx(request: Request, form: FormData | None, data: Any, login_required: bool) -> Ctx:
-    """Resolve the session, CSRF and the user's access (runs in a worker thread)."""
+def check_origin(request: Request) -> None:
+    """Refuse a cookie-authenticated write sent by another site (a second line behind the CSRF token)."""
+    origin = request.headers.get("origin")
+    if request.headers.get("sec-fetch-site") == "cross-site" or (origin and origin != "null" and urlparse(origin).netloc != request.url.netloc):
+        raise Forbidden("cross-site request refused")
+
+
+def policy_store(request: Request, rt: Runtime) -> PolicyStore:
+    """The app's policy store (opened on first use), following the runtime's metadata."""
+    store: PolicyStore | None = getattr(request.app.state, "policy", None)
+    if store is None or store.db is not rt.db:
+        store = PolicyStore.open(rt.db, rt.spec, rt.revision)
+        request.app.state.policy = store
+    store.follow(rt.spec, rt.revision)
+    return store
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address (as the server sees it; run behind a proxy with --proxy-headers)."""
+    return request.client.host if request.client else None
+
+
+def _user(request: Request, found: sessions.Found | None, store: PolicyStore) -> User | None:
+    if found is None:
+        return None
+    snap = store.refresh(found.policy_version)
+    user = user_from(found.user)
+    if not permits(snap.allowlist, user.id, user.roles, client_ip(request)):
+        raise Forbidden("your account may not be used from this network")
+    return user
+
+
+def build_ctx(request: Request, form: FormData | None, data: Any, login_required: bool, csrf: bool = True) -> Ctx:
+    """Resolve the session (one lookup with the user and the policy version), CSRF and the user's access."""
     rt = runtime(request)
+    store = policy_store(request, rt)
     with rt.db.begin() as conn:
-        session, kind = _session(conn, request)
-        user = user_by_id(conn, session.user_id) if session else None
-    if user is not None and not user.active:
-        user = None
+        found, kind = _found(conn, request)
+    user = _user(request, found, store)
     if login_required and user is None:
         raise Unauthorized("please log in")
-    if session is not None and user is not None and kind == "web" and request.method in UNSAFE:
-        _check_csrf(request, form, session.csrf)
-    actor = Actor(user.id, user.username, user.roles, user.department_id, pick_locale(request, user, rt)) if user else Actor(locale=pick_locale(request, None, rt))
-    access = RoleAccess(actor, rt.spec)
+    if csrf and found is not None and user is not None and kind == "web" and request.method in UNSAFE:
+        _check_csrf(request, form, found.session.csrf)
+    locale = pick_locale(request, user, rt)
+    actor = Actor(user.id, user.username, user.roles, user.department_id, locale) if user else Actor(locale=locale)
+    access = RoleAccess(actor, rt.spec, policy=store)
     hook = getattr(request.app.state, "access_hook", None)
     if hook is not None:
         hook(rt, access)
-    return Ctx(request, rt, user, access, actor.locale, form, data, session.csrf if session else "", kind)
+    return Ctx(request, rt, user, access, actor.locale, form, data, found.session.csrf if found else "", kind)
 
 
-def handler(fn: Callable[[Ctx], Response], login_required: bool = True) -> Endpoint:
-    """Wrap a sync endpoint `fn(ctx)`: body read async, everything else in the thread pool."""
+def handler(fn: Callable[[Ctx], Response], login_required: bool = True, csrf: bool = True) -> Endpoint:
+    """Wrap a sync endpoint `fn(ctx)`: body read async, everything else in the thread pool.
+
+    `csrf=False` only for an endpoint that checks a token of its own (the login form's double-submit cookie).
+    """
 
     async def endpoint(request: Request) -> Response:
         form, data = await read_body(request)
 
         def run() -> Response:
-            return fn(build_ctx(request, form, data, login_required))
+            return fn(build_ctx(request, form, data, login_required, csrf))
 
         try:
             return await run_in_threadpool(run)
