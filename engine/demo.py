@@ -28,9 +28,11 @@ from engine.spec import Field, Module, Spec
 from engine.tables import refresh_statistics
 
 CHUNK = 2000
+PROGRESS = 100_000
 SIZES = ("small", "large")
 Echo = Callable[[str], Any]
 SOURCE_REF = re.compile(r"\bsource\.([a-z_][a-z0-9_]*)")
+PARENT_REF = re.compile(r"\bparent\.([a-z_][a-z0-9_]*)")
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ def _kept(plan: Plan, spec: Spec) -> tuple[dict[str, set[str]], dict[str, set[st
         if mp.each is not None:
             origin = spec.module(module.field(mp.each.field).module or "")
             wanted = set(mp.each.where.names) if mp.each.where else set()
+            if mp.each.table and mp.each.where:  # over child rows, `parent` is the source record
+                wanted |= set(PARENT_REF.findall(mp.each.where.source))
             wanted |= {m for g, _ in _walk(spec, module, mp.gens) for text in _texts(g) for m in SOURCE_REF.findall(text)}
             keep.setdefault(origin.name, set()).update(n for n in wanted if n in origin.by_name and origin.field(n).stored)
             if mp.each.table:
@@ -189,7 +193,7 @@ def _modules(conn: sa.Connection, rt: Runtime, world: World, size: str, echo: Ec
     departments = departments_module(rt)
     for mp in world.plan.modules:
         began = time.perf_counter()
-        made = _module(conn, rt, world, mp, size, counters)
+        made = _module(conn, rt, world, mp, size, counters, echo)
         counts.update({k: counts.get(k, 0) + v for k, v in made.items()})
         detail = ", ".join(f"{k} {v:,}" for k, v in made.items() if k != mp.name)
         echo(f"  {mp.name:<20} {made.get(mp.name, 0):>9,} rows{f' ({detail})' if detail else ''}  {time.perf_counter() - began:.2f} s")
@@ -199,7 +203,8 @@ def _modules(conn: sa.Connection, rt: Runtime, world: World, size: str, echo: Ec
     return counts
 
 
-def _module(conn: sa.Connection, rt: Runtime, world: World, mp: ModulePlan, size: str, counters: Counters) -> dict[str, int]:
+def _module(conn: sa.Connection, rt: Runtime, world: World, mp: ModulePlan, size: str, counters: Counters,
+            echo: Echo) -> dict[str, int]:
     module = rt.spec.module(mp.name)
     mk = make_maker(world, module, mp)
     table = rt.tables[mp.name]
@@ -219,6 +224,8 @@ def _module(conn: sa.Connection, rt: Runtime, world: World, mp: ModulePlan, size
         if len(batch) >= chunk:
             _flush(conn, rt, world, module, batch, counters, made)
             batch = []
+            if made[mp.name] % PROGRESS == 0:
+                echo(f"  {mp.name:<20} {made[mp.name]:>9,} rows…")
     _flush(conn, rt, world, module, batch, counters, made)
     return made
 

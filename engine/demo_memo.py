@@ -77,11 +77,28 @@ def memoized(expr: Expr) -> Expr:
     return Remembered(expr.source, expr.names, expr.run, keys, defaults=defaults, remember=not expr.names & VOLATILE)
 
 
+class _Same:
+    """A key that is one particular object (child rows: sum_of(lines, 'amount') is asked in both passes over the same
+    list); the cache holds the object, so its id is not reused while the key lives."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
 def _key(value: Any) -> Any:
-    # 1 == 1.0 == True hash alike; keep the type so that results computed from one are not reused for another
-    if isinstance(value, list):  # child rows (sum_of(lines, 'amount') is asked twice per pass and per refresh)
-        return tuple(tuple((k, _key(v)) for k, v in row.items()) if isinstance(row, dict) else _key(row) for row in value)
-    return (type(value), value)
+    if type(value) is list:
+        return _Same(value)
+    if type(value) is bool:  # True == 1 hash alike: keep them apart
+        return (bool, value)
+    return value
 
 
 def _memo_field(f: Field) -> Field:

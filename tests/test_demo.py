@@ -276,6 +276,7 @@ def test_cli_demo(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "demo.yaml:2: modules.acount: unknown module" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_crm_demo_loads_every_module(db_url: str) -> None:
     rt = _runtime(CRM_BUNDLE, db_url)
     summary = load_demo(rt, echo=_quiet)
@@ -299,4 +300,168 @@ def test_crm_demo_loads_every_module(db_url: str) -> None:
         for role in rt.spec.app.roles:
             user = check_password(conn, role.name, "demo")
             assert user is not None and user.roles == (role.name,) and user.department_id is not None
+    rt.db.dispose()
+
+
+MINI_APP = """
+name: mini
+roles: [{name: admin, admin: true}, {name: rep}, {name: boss}]
+departments: dept
+"""
+MINI_MODULES = {
+    "dept": """
+name: dept
+tree: true
+fields:
+  - {name: name, type: text, required: true}
+  - {name: parent, type: link, module: dept}
+  - {name: manager, type: user}
+""",
+    "client": """
+name: client
+fields:
+  - {name: name, type: text, required: true, unique: true}
+  - {name: city, type: text}
+  - {name: region, type: select, options: [north, south]}
+  - {name: tier, type: select, options: [a, b]}
+""",
+    "person": """
+name: person
+title_field: full_name
+fields:
+  - {name: full_name, type: text, required: true}
+  - {name: client, type: link, module: client, required: true}
+  - {name: role, type: select, options: [buyer, user]}
+""",
+    "order": """
+name: order_form
+fields:
+  - {name: client, type: link, module: client, required: true}
+  - {name: person, type: link, module: person}
+  - {name: lines, type: table, module: order_line}
+  - {name: subtotal, type: formula, result: currency, expr: "sum_of(lines, 'amount')"}
+  - {name: discount, type: currency, min: 0}
+  - {name: total, type: formula, result: currency, expr: "(subtotal or 0) - (discount or 0)"}
+  - {name: plan, type: table, module: order_plan}
+  - {name: planned, type: formula, result: currency, expr: "sum_of(plan, 'amount')"}
+  - {name: status, type: select, options: [open, paid]}
+validations:
+  - {expr: "count_of(plan) == 0 or planned == total", message: plan must add up}
+""",
+    "order_line": """
+name: order_line
+child: true
+fields:
+  - {name: item, type: text, required: true}
+  - {name: qty, type: integer, min: 1}
+  - {name: price, type: currency, min: 0}
+  - {name: amount, type: formula, result: currency, expr: "(qty or 0) * (price or 0)"}
+""",
+    "order_plan": """
+name: order_plan
+child: true
+fields:
+  - {name: n, type: integer}
+  - {name: due, type: date}
+  - {name: amount, type: currency, min: 0}
+""",
+    "bill": """
+name: bill
+fields:
+  - {name: order_form, type: link, module: order_form, required: true}
+  - {name: client, type: link, module: client}
+  - {name: n, type: integer}
+  - {name: amount, type: currency}
+  - {name: due, type: date}
+""",
+}
+MINI_DEMO = """
+seed: 3
+anchor: "2026-01-15"
+pools:
+  place: [{city: 北京, region: north}, {city: 广州, region: south}]
+  word: [Alpha, Beta, Gamma, Delta]
+users:
+  roles:
+    boss: {department: HQ}
+    rep: {full_name: Rep One, department: Sales}
+modules:
+  dept:
+    rows:
+      - {name: HQ, manager: boss}
+      - {name: Sales, parent: HQ, manager: rep}
+  client:
+    count: 30
+    draw: {p: place}
+    fields:
+      name: {pattern: "{p.city}{word}{n:03d}"}
+      city: {expr: p.city}
+      region: {expr: p.region}
+      tier: {first: [{value: a, when: "n <= 5"}, {value: b}]}
+  person:
+    each: {field: client, per: [2, 2]}
+    fields:
+      full_name: {pattern: "{client.name}-{k}"}
+  order_form:
+    count: 40
+    fields:
+      client: {link: client, skew: 1.2, where: "tier == 'a'"}
+      person: {link: person, match: {client: client}}
+      lines: {rows: [1, 3], fields: {item: {pattern: "{word}"}, qty: {number: [1, 5]}, price: {number: [10, 100], step: 5}}}
+      discount: {expr: "round(subtotal * 0.1, 2)"}
+      plan: {rows: [2, 3], fields: {n: {expr: n}, due: {date: [10, 20], after: anchor}, amount: {split: parent.total}}}
+      status: {choice: [open, paid]}
+  bill:
+    each: {field: order_form, table: plan, where: "parent.status == 'paid'"}
+    fields:
+      client: {from: order_form.client}
+      n: {expr: row.n}
+      amount: {expr: row.amount}
+      due: {expr: row.due}
+"""
+
+
+def _mini(tmp_path: Path) -> Path:
+    root = tmp_path / "mini"
+    (root / "modules").mkdir(parents=True)
+    (root / "app.yaml").write_text(MINI_APP, encoding="utf-8")
+    for name, text in MINI_MODULES.items():
+        (root / "modules" / f"{name}.yaml").write_text(text, encoding="utf-8")
+    (root / "demo.yaml").write_text(MINI_DEMO, encoding="utf-8")
+    return root
+
+
+def _children_of(rt: Runtime, module: str) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for row in _rows(rt, module):
+        out.setdefault(row["parent_id"], []).append(row)
+    return out
+
+
+def test_every_generator_kind_on_a_small_bundle(tmp_path: Path, db_url: str) -> None:
+    rt = _runtime(_mini(tmp_path), db_url)
+    load_demo(rt, echo=_quiet)
+    depts = {d["name"]: d for d in _rows(rt, "dept")}
+    with rt.db.connect() as conn:
+        boss, rep, admin = (find_user(conn, n) for n in ("boss", "rep", "admin"))
+    assert depts["Sales"]["parent"] == depts["HQ"]["id"] and depts["Sales"]["manager"] == rep.id  # rows: links by title, users by name
+    assert (boss.department_id, rep.department_id, admin.department_id) == (depts["HQ"]["id"], depts["Sales"]["id"], None)
+    clients = {c["id"]: c for c in _rows(rt, "client")}
+    assert all((c["city"], c["region"]) in {("北京", "north"), ("广州", "south")} and c["name"].startswith(c["city"]) for c in clients.values())
+    assert [c["tier"] for c in clients.values()] == ["a"] * 5 + ["b"] * 25  # first + when
+    people = _rows(rt, "person")
+    assert len(people) == 60 and {p["full_name"] for p in people} == {f"{c['name']}-{k}" for c in clients.values() for k in (1, 2)}
+    by_person = {p["id"]: p for p in people}
+    lines, plans = _children_of(rt, "order_line"), _children_of(rt, "order_plan")
+    orders = _rows(rt, "order_form")
+    for order in orders:
+        assert clients[order["client"]]["tier"] == "a" and by_person[order["person"]]["client"] == order["client"]  # where, match
+        assert order["subtotal"] == sum((line["amount"] for line in lines[order["id"]]), Decimal(0))
+        assert order["discount"] == (order["subtotal"] / 10).quantize(Decimal("0.01"))  # formulas refreshed after the lines
+        assert [p["n"] for p in plans[order["id"]]] == list(range(1, len(plans[order["id"]]) + 1))
+        assert sum((p["amount"] for p in plans[order["id"]]), Decimal(0)) == order["total"] == order["planned"]  # split
+        assert all(dt.date(2026, 1, 25) <= p["due"] <= dt.date(2026, 2, 4) for p in plans[order["id"]])
+    paid = [(o["id"], p["n"], p["amount"], p["due"], o["client"]) for o in orders if o["status"] == "paid" for p in plans[o["id"]]]
+    bills = [(b["order_form"], b["n"], b["amount"], b["due"], b["client"]) for b in _rows(rt, "bill")]
+    assert bills == paid and bills  # each over child rows, from through a link
     rt.db.dispose()
