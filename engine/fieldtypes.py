@@ -63,7 +63,17 @@ def _checked(pattern: re.Pattern[str], what: str) -> Callable[[Field, Any], Any]
     return parse
 
 
+INT64 = 2**63
+
+
 def _int(f: Field, v: Any) -> Any:
+    value = _whole(f, v)
+    if value is not None and not -INT64 <= value < INT64:
+        raise ParseError("number too large")
+    return value
+
+
+def _whole(f: Field, v: Any) -> Any:
     if _blank(v):
         return None
     if isinstance(v, bool):

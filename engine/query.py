@@ -174,10 +174,17 @@ def decode_cursor(f: Field, cursor: str) -> tuple[Any, int]:
     """The (sort value, id) of a cursor; a malformed cursor is a 422."""
     try:
         value, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        parsed = None if value is None else (_scalar(f, str(value)) if f.name != "id" else int(value))
-        return parsed, int(row_id)
+        parsed = None if value is None else (_scalar(f, str(value)) if f.name != "id" else _row_id(value))
+        return parsed, _row_id(row_id)
     except (ValueError, TypeError, ParseError, json.JSONDecodeError):
         raise Invalid("invalid cursor", {"cursor": "malformed cursor; start again from the first page"}) from None
+
+
+def _row_id(value: Any) -> int:
+    row_id = int(value)
+    if not 0 < row_id < 2**63:
+        raise ValueError("record id out of range")
+    return row_id
 
 
 def keyset_segments(col: sa.ColumnElement[Any], id_col: sa.ColumnElement[Any], descending: bool, nulls_large: bool,

@@ -61,6 +61,8 @@ def _row(conn: sa.Connection, rt: Runtime, access: Access, module: Module, recor
             record_id = int(str(record_id))
         except ValueError:
             raise NotFound(f"{module.name} {record_id} not found") from None
+    if not 0 < record_id < 2**63:  # beyond any id the database can hold
+        raise NotFound(f"{module.name} {record_id} not found")
     stmt = sa.select(table).where(table.c.id == record_id, *_scoped(rt, access, module, action))
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
