@@ -96,6 +96,14 @@ async def read_body(request: Request) -> tuple[FormData | None, Any]:
     return None, None
 
 
+async def read_input(request: Request) -> tuple[FormData | None, Any]:
+    """The body; screens (every path outside /api/) always get a form, empty when something else was sent."""
+    form, data = await read_body(request)
+    if form is None and request.method in UNSAFE and not request.url.path.startswith("/api/"):
+        form = FormData()
+    return form, data
+
+
 def _found(conn: sa.Connection, request: Request) -> tuple[sessions.Found | None, str]:
     idle = getattr(request.app.state, "session_idle", sessions.IDLE)
     auth = request.headers.get("authorization", "")
@@ -171,7 +179,7 @@ def handler(fn: Callable[[Ctx], Response], login_required: bool = True, csrf: bo
     """
 
     async def endpoint(request: Request) -> Response:
-        form, data = await read_body(request)
+        form, data = await read_input(request)
 
         def run() -> Response:
             return fn(build_ctx(request, form, data, login_required, csrf))
