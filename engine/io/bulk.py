@@ -72,7 +72,7 @@ def _fetch_many(conn: sa.Connection, rt: Runtime, module: Module, drafts: list[D
             continue
         table = rt.tables[module.field(link_name).module or ""]
         ids = {d.values[link_name] for d in todo}
-        found = dict(conn.execute(sa.select(table.c.id, table.c[source]).where(table.c.id.in_(ids))).tuples().all())
+        found = {r[0]: r[1] for r in conn.execute(sa.select(table.c.id, table.c[source]).where(table.c.id.in_(ids)))}
         for d in todo:
             d.values[f.name] = found.get(d.values[link_name])
 

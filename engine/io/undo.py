@@ -46,7 +46,7 @@ def _versions(conn: sa.Connection, rt: Runtime, module: Module, ids: list[int]) 
     out: dict[int, int] = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
-        out.update(conn.execute(sa.select(table.c.id, table.c.version).where(table.c.id.in_(chunk))).tuples().all())
+        out.update({r[0]: r[1] for r in conn.execute(sa.select(table.c.id, table.c.version).where(table.c.id.in_(chunk)))})
     return out
 
 
