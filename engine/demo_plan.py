@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
 from engine.errors import MetadataError, Problem
 from engine.expr import Expr, compile_expr
-from engine.schema import schema_errors
+from engine.schema import schema
 from engine.spec import Spec
 from engine.yamlfile import Document, load_file
 
@@ -126,12 +129,31 @@ def read_plan(path: Path, spec: Spec, departments: str | None, shown_as: str | N
 
     doc = load_file(path, shown_as)
     doc.data = plain(doc.data if doc.data is not None else {})
-    problems = [Problem(doc.file, doc.line("" if p == "(root)" else p), p, m) for p, m in schema_errors("demo", doc.data)]
+    problems = [Problem(doc.file, doc.line("" if p == "(root)" else p), p, m) for p, m in schema_problems(doc.data)]
     if not problems:
         problems = [Problem(doc.file, doc.line(p), p, m) for p, m in check_plan(doc.data, spec, departments)]
     if problems:
         raise MetadataError(sorted(set(problems), key=lambda p: (p.line, p.path)))
     return build_plan(doc, spec)
+
+
+def schema_problems(data: Any) -> list[tuple[str, str]]:
+    """(path, message) per JSON Schema violation of demo.yaml, each narrowed to its most telling cause."""
+    out = []
+    for err in Draft202012Validator(schema("demo")).iter_errors(data):
+        leaf = best_match([err])
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in leaf.absolute_path).lstrip(".") or "(root)"
+        out.append((path, _message(leaf)))
+    return out
+
+
+def _message(err: Any) -> str:
+    if err.validator == "additionalProperties":
+        return f"{err.message} (allowed: {', '.join(sorted(err.schema.get('properties', {})))})"
+    if err.validator == "oneOf":
+        kinds = [str(s.get("description", s.get("type"))).rstrip(".") for s in err.validator_value]
+        return f"{err.message} (expected: {', or '.join(k[:1].lower() + k[1:] for k in kinds)})"
+    return str(err.message)
 
 
 def build_plan(doc: Document, spec: Spec) -> Plan:

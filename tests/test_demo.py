@@ -203,7 +203,8 @@ def test_large_size_and_default_plan(tmp_path: Path, sqlite_url: str) -> None:
 BAD = [
     ("modules:\n  acount: {count: 3}\n", "demo.yaml:2: modules.acount: unknown module 'acount'"),
     ("modules:\n  account:\n    fields:\n      nmae: {value: x}\n", "demo.yaml:4: modules.account.fields.nmae: unknown field 'nmae'"),
-    ("modules:\n  account:\n    count: -1\n", "demo.yaml:3: modules.account.count:"),
+    ("modules:\n  account:\n    count: -1\n", "demo.yaml:3: modules.account.count: -1 is less than the minimum of 0"),
+    ("modules:\n  account:\n    fields:\n      name: {choice: [a], bogus: 1}\n", "('bogus' was unexpected) (allowed: after,"),
     ("modules:\n  deal:\n    fields:\n      account: {link: account}\n  account: {count: 2}\n",
      "demo.yaml:4: modules.deal.fields.account.link: 'account' must be generated before 'deal'"),
     ("modules:\n  account:\n    fields:\n      name: {pattern: '{nope} x'}\n", "unknown {nope}"),
