@@ -1,0 +1,218 @@
+"""Deterministic data sets on the tables Loom builds for the bench bundle (SQLite file or PostgreSQL database).
+
+Tables come from Loom itself (`open_runtime` + `ensure_schema`); rows go in with SQLAlchemy Core executemany
+(SQLite) or COPY (PostgreSQL), with the module's indexes dropped during the load and rebuilt after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+HERE = Path(__file__).resolve().parent
+BUNDLE = HERE / "bundle"
+DATA = HERE / "data"
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/loom_bench"
+SEED = 20240601
+FORMAT = 3  # bump when the generated rows change
+USER, PASSWORD = "bench", "bench-password-1"
+
+INDUSTRIES = ("manufacturing", "retail", "finance", "energy", "logistics", "healthcare", "education", "construction", "software", "hospitality")
+REGIONS = ("north", "south", "east", "west", "central", "overseas")
+RATINGS = ("hot", "warm", "cold")
+CITIES = ("Beijing", "Shanghai", "Shenzhen", "Guangzhou", "Chengdu", "Hangzhou", "Wuhan", "Xi'an", "Nanjing", "Tianjin", "Suzhou", "Qingdao")
+WORDS = ("Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Tyrell", "Cyberdyne", "Soylent", "Hooli", "Vandelay", "Wonka")
+TITLES = ("ceo", "cfo", "cto", "buyer", "engineer", "assistant")
+STAGES = ("prospect", "qualified", "proposal", "negotiation", "won", "lost")
+SOURCES = ("web", "referral", "event", "partner", "cold_call")
+FIRST = ("Wei", "Fang", "Lei", "Min", "Jing", "Tao", "Yan", "Hui", "Qiang", "Li", "Anna", "John", "Maria", "Peter")
+LAST = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Smith", "Brown", "Garcia", "Miller")
+BASE = dt.datetime(2024, 1, 1, 8, 0, 0)
+DAY0 = dt.date(1990, 1, 1)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One database the benchmark runs on."""
+
+    kind: str  # sqlite | postgresql
+    url: str
+    rows: int
+
+    @property
+    def marker(self) -> str:
+        return f"loom-bench rows={self.rows} seed={SEED} format={FORMAT}"
+
+
+def target(kind: str, rows: int) -> Target:
+    """The SQLite file (one per size) or the PostgreSQL database `loom_bench`."""
+    if kind == "sqlite":
+        return Target(kind, f"sqlite:///{DATA / f'loom_bench_{rows}.db'}", rows)
+    return Target(kind, PG_URL, rows)
+
+
+def customer_name(i: int) -> str:
+    """The unique name of customer number i (1-based)."""
+    return f"{WORDS[i % len(WORDS)]} {i:07d} Co"
+
+
+def _stamp(i: int) -> dt.datetime:
+    return BASE + dt.timedelta(seconds=37 * i)
+
+
+def _system(i: int, owner: int) -> dict[str, object]:
+    at = _stamp(i)
+    return {"id": i, "owner": owner, "created_at": at, "created_by": owner, "updated_at": at, "updated_by": owner, "version": 1}
+
+
+def customers(rows: int, owner: int) -> Iterator[dict[str, object]]:
+    """Customer rows: unique names, selects, amounts, dates."""
+    rng = random.Random(SEED)
+    for i in range(1, rows + 1):
+        yield {"name": customer_name(i), "industry": INDUSTRIES[rng.randrange(10)], "region": REGIONS[rng.randrange(6)],
+               "rating": RATINGS[rng.randrange(3)], "amount": round(rng.uniform(1_000, 50_000_000), 2),
+               "employees": rng.randrange(1, 20_000), "founded": DAY0 + dt.timedelta(days=rng.randrange(12_000)),
+               "city": CITIES[rng.randrange(len(CITIES))], "email": f"info{i}@example.com", "phone": f"+86 10 {rng.randrange(10**7, 10**8)}",
+               "active": rng.random() < 0.9, "notes": None if rng.random() < 0.7 else f"Met at fair {rng.randrange(100)}",
+               **_system(i, owner)}
+
+
+def contacts(rows: int, owner: int) -> Iterator[dict[str, object]]:
+    """Contact rows, each linked to a customer."""
+    rng = random.Random(SEED + 1)
+    for i in range(1, rows + 1):
+        yield {"full_name": f"{FIRST[rng.randrange(len(FIRST))]} {LAST[rng.randrange(len(LAST))]} {i}", "customer": rng.randrange(1, rows + 1),
+               "title": TITLES[rng.randrange(6)], "email": f"c{i}@example.com", "phone": f"+86 139 {rng.randrange(10**7, 10**8)}",
+               "birthday": DAY0 + dt.timedelta(days=rng.randrange(10_000)), **_system(i, owner)}
+
+
+def opportunities(rows: int, owner: int) -> Iterator[dict[str, object]]:
+    """Opportunity rows linked to a customer and a contact."""
+    rng = random.Random(SEED + 2)
+    for i in range(1, rows + 1):
+        yield {"title": f"Deal {i} {WORDS[rng.randrange(len(WORDS))]}", "customer": rng.randrange(1, rows + 1), "contact": rng.randrange(1, rows + 1),
+               "stage": STAGES[rng.randrange(6)], "amount": round(rng.uniform(100, 5_000_000), 2), "probability": rng.randrange(0, 101),
+               "close_date": dt.date(2024, 1, 1) + dt.timedelta(days=rng.randrange(730)), "source": SOURCES[rng.randrange(5)], **_system(i, owner)}
+
+
+GENERATORS = {"customer": customers, "contact": contacts, "opportunity": opportunities}
+
+
+def _chunks(rows: Iterator[dict[str, object]], size: int) -> Iterator[list[dict[str, object]]]:
+    chunk: list[dict[str, object]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _copy(conn: sa.Connection, table: sa.Table, rows: Iterator[dict[str, object]]) -> None:
+    names = [c.name for c in table.columns]
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({", ".join(chr(34) + n + chr(34) for n in names)}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[n] for n in names])
+
+
+def _insert(conn: sa.Connection, table: sa.Table, rows: Iterator[dict[str, object]]) -> None:
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table, rows)
+        return
+    for chunk in _chunks(rows, 20_000):
+        conn.execute(table.insert(), chunk)
+
+
+def _reset_database(t: Target) -> None:
+    if t.kind == "sqlite":
+        path = Path(t.url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm", ".json"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        return
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("DROP DATABASE IF EXISTS loom_bench WITH (FORCE)")
+        conn.exec_driver_sql("CREATE DATABASE loom_bench")
+    admin.dispose()
+
+
+def current_marker(t: Target) -> str | None:
+    """What data set the database holds now (None when none or unknown)."""
+    if t.kind == "sqlite":
+        side = Path(t.url.removeprefix("sqlite:///") + ".json")
+        return str(json.loads(side.read_text())["marker"]) if side.exists() else None
+    admin = sa.create_engine(PG_ADMIN_URL)
+    try:
+        with admin.connect() as conn:
+            return conn.execute(sa.text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'loom_bench'")).scalar()
+    finally:
+        admin.dispose()
+
+
+def _write_marker(t: Target, seconds: float) -> None:
+    if t.kind == "sqlite":
+        Path(t.url.removeprefix("sqlite:///") + ".json").write_text(json.dumps({"marker": t.marker, "seconds": seconds}))
+        return
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"COMMENT ON DATABASE loom_bench IS '{t.marker}'")
+    admin.dispose()
+
+
+def _user(rt: object) -> int:
+    from engine.auth.users import add_user
+
+    with rt.db.begin() as conn:  # type: ignore[attr-defined]
+        return add_user(conn, USER, PASSWORD, ("admin",), "Bench admin").id
+
+
+def generate(t: Target, log: object = print) -> float:
+    """(Re)build the data set unless the database holds it already; returns the seconds it took (0 when kept)."""
+    from engine.migrate import ensure_schema
+    from engine.runtime import Settings, open_runtime
+
+    if current_marker(t) == t.marker:
+        return 0.0
+    started = time.perf_counter()
+    _reset_database(t)
+    rt = open_runtime(Settings(metadata=BUNDLE, db_url=t.url, auto_migrate=True))
+    ensure_schema(rt)
+    owner = _user(rt)
+    for name, make in GENERATORS.items():
+        table = rt.tables[name]
+        t0 = time.perf_counter()
+        with rt.db.begin() as conn:
+            for ix in table.indexes:
+                ix.drop(conn)
+            _insert(conn, table, make(t.rows, owner))
+            for ix in table.indexes:
+                ix.create(conn)
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), {t.rows})")
+        log(f"  {name}: {t.rows:,} rows in {time.perf_counter() - t0:.1f} s")  # type: ignore[operator]
+    _analyze(rt.db)
+    rt.db.dispose()
+    seconds = time.perf_counter() - started
+    _write_marker(t, seconds)
+    return seconds
+
+
+def _analyze(db: sa.Engine) -> None:
+    if db.dialect.name == "postgresql":
+        with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+        return
+    with db.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
