@@ -13,6 +13,7 @@ import sqlalchemy as sa
 import yaml
 
 from engine import migrate
+from engine.auth.version import bump
 from engine.errors import MetadataError, NotFound, Problem
 from engine.loader import FOLDERS, Bundle, Loaded, load
 from engine.runtime import Runtime, Settings, open_runtime
@@ -129,6 +130,16 @@ def _in_force(rt: Runtime, conn: sa.Connection) -> Loaded:
     return load(rt.settings.metadata, layer or None, f"customizations (rev {revision_id})")
 
 
+def reload(rt: Runtime) -> Runtime:
+    """`rt` rebuilt on the newest revision in the database (itself when it is current)."""
+    with rt.db.connect() as conn:
+        revision_id, layer = _latest(conn)
+    if revision_id == rt.revision:
+        return rt
+    loaded = load(rt.settings.metadata, layer or None, f"customizations (rev {revision_id})")
+    return Runtime(rt.settings, loaded.spec, build_tables(loaded.spec), rt.db, loaded, revision_id)
+
+
 def _with_layer(rt: Runtime, layer: Mapping[str, Any]) -> Runtime:
     _check_shape(layer)
     loaded = load(rt.settings.metadata, dict(layer) or None, "customizations (new revision)")
@@ -160,7 +171,9 @@ def apply_layer(target: Settings | Runtime, layer: Mapping[str, Any], author: st
         with migrate.transaction(rt) as conn:
             before = _in_force(rt, conn)
             migrate.apply(new, migrate.plan(new, conn, before.spec), conn)
-            return _store(conn, layer, author, message, metadata_diff(before.bundle, new.loaded.bundle), rolled_back_from)
+            done = _store(conn, layer, author, message, metadata_diff(before.bundle, new.loaded.bundle), rolled_back_from)
+            bump(conn, revision=done.id)  # every worker's next request sees the new revision and reloads
+            return done
     finally:
         if owned:
             rt.db.dispose()

@@ -18,6 +18,8 @@ from engine.migrate import ensure_schema, plan
 from engine.migration_ops import HideColumn
 from engine.runtime import Runtime, Settings, make_engine, open_runtime
 
+from .conftest import login
+
 VIP = {"modules": {"contact": {"fields": [{"name": "vip_level", "type": "integer", "label": {"en": "VIP level", "zh": "VIP 等级"}}]}}}
 
 
@@ -177,3 +179,18 @@ def test_bundle_export_and_import_move_a_layer_to_another_instance(settings: Set
         assert customize.current_layer(db) == (1, VIP)
     finally:
         db.dispose()
+
+
+def test_a_revision_applied_elsewhere_reaches_every_running_app_at_its_next_request(make_app: Any) -> None:
+    one, two = make_app(), make_app()
+    first, second = login(one, "ada", ("admin",)), login(two, "ada")
+    assert second.post("/api/contact", json={"full_name": "Before", "vip_level": 2}).status_code == 422  # no such field yet
+    customize.apply_layer(one.state.runtime, VIP, "ada", "VIP levels")  # as `loom customize` or an admin page would
+    for client, app in ((first, one), (second, two)):
+        made = client.post("/api/contact", json={"full_name": "After", "vip_level": 3})
+        assert made.status_code == 201, made.text
+        assert made.json()["vip_level"] == 3
+        assert app.state.runtime.revision == 1
+    customize.rollback(one.state.runtime, 1, "ada")
+    assert "vip_level" not in second.get(f"/api/contact/{made.json()['id']}").json()
+    assert two.state.runtime.revision == 2

@@ -109,6 +109,7 @@ class Snapshot:
     enforcer: casbin.Enforcer
     lines: Lines
     allowlist: tuple[Allow, ...] = ()
+    revision: int = 0
 
 
 @dataclass
@@ -153,15 +154,15 @@ class PolicyStore:
         if current is not None and version is not None and current.version == version:
             return current
         with self._lock:
+            with self.db.connect() as conn:
+                row = read_version(conn)
             if version is None:
-                with self.db.connect() as conn:
-                    row = read_version(conn)
                 version = int(row.version) if row is not None else 0
             if self.snapshot is None or self.snapshot.version != version:
                 enforcer, lines = load_rules(self.db)
                 with self.db.connect() as conn:
                     allow = load_allowlist(conn)
-                self.snapshot = Snapshot(version, enforcer, lines, allow)
+                self.snapshot = Snapshot(version, enforcer, lines, allow, int(row.revision) if row is not None else 0)
                 self._grants.clear()
             return self.snapshot
 

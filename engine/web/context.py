@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import threading
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from engine import customize
 from engine.access import Actor
 from engine.auth import sessions
 from engine.auth.allowlist import permits
@@ -56,6 +58,8 @@ class Ctx:
     def is_htmx(self) -> bool:
         """Whether HTMX sent the request (it then wants a fragment)."""
         return self.request.headers.get("hx-request") == "true"
+
+_RELOAD = threading.Lock()
 
 
 def runtime(request: Request) -> Runtime:
@@ -137,6 +141,20 @@ def policy_store(request: Request, rt: Runtime) -> PolicyStore:
     return store
 
 
+def follow_revision(request: Request, rt: Runtime, store: PolicyStore) -> Runtime:
+    """The runtime on the newest customization revision: a worker that sees a newer one (applied anywhere) reloads once."""
+    snap = store.snapshot
+    if snap is None or snap.revision <= rt.revision:
+        return rt
+    with _RELOAD:
+        current = runtime(request)
+        if current.revision < snap.revision:
+            current = customize.reload(current)
+            request.app.state.runtime = current
+    store.follow(current.spec, current.revision)
+    return current
+
+
 def client_ip(request: Request) -> str | None:
     """The caller's address (as the server sees it; run behind a proxy with --proxy-headers)."""
     return request.client.host if request.client else None
@@ -159,6 +177,7 @@ def build_ctx(request: Request, form: FormData | None, data: Any, login_required
     with rt.db.begin() as conn:
         found, kind = _found(conn, request)
     user = _user(request, found, store)
+    rt = follow_revision(request, rt, store)
     if login_required and user is None:
         raise Unauthorized("please log in")
     if csrf and found is not None and user is not None and kind == "web" and request.method in UNSAFE:
