@@ -93,7 +93,8 @@ def _form(raw: list[dict[str, Any]] | None, fields: tuple[Field, ...]) -> tuple[
 def _list(raw: dict[str, Any], fields: tuple[Field, ...], title: str) -> ListLayout:
     visible = [f.name for f in fields if not f.system and f.stored and not f.hidden]
     columns = tuple(raw.get("columns") or ([title] if title != "id" else []) + [n for n in visible if n != title][:5])
-    return ListLayout(columns=columns, filters=tuple(raw.get("filters", ())), search=tuple(raw.get("search", ()) or ((title,) if title != "id" else ())),
+    search = tuple(raw.get("search", ()) or ((title,) if title != "id" else ()))
+    return ListLayout(columns=columns, filters=tuple(raw.get("filters", ())), search=search,
                       sort=raw.get("sort", "-id"), kanban=raw.get("kanban"), page_size=raw.get("page_size", 25))
 
 

@@ -83,14 +83,8 @@ def _field_shapes(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) -
         at, kind = f"fields[{i}]", f["type"]
         if kind in ("select", "multiselect") and not f.get("options"):
             yield f"{at}.options", f"a {kind} field needs options"
-        if kind in ("link", "table") and not f.get("module"):
-            yield f"{at}.module", f"a {kind} field needs a target module"
-        elif kind in ("link", "table") and f["module"] not in modules:
-            yield f"{at}.module", f"unknown module '{f['module']}' (known: {_known(set(modules))})"
-        elif kind == "table" and not modules[f["module"]].get("child"):
-            yield f"{at}.module", f"'{f['module']}' must be declared 'child: true' to be used as a table"
-        elif kind == "link" and modules[f["module"]].get("child"):
-            yield f"{at}.module", f"cannot link to child module '{f['module']}'"
+        if kind in ("link", "table"):
+            yield from _target(f, at, modules)
         if kind == "formula" and not f.get("expr"):
             yield f"{at}.expr", "a formula field needs an expression"
         if kind == "autonumber" and not f.get("format"):
@@ -99,6 +93,18 @@ def _field_shapes(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) -
             yield from _fetch_target(f["fetch"], f"{at}.fetch", m, modules)
         if kind in ("select",) and "default" in f and f["default"] not in _values(f):
             yield f"{at}.default", f"'{f['default']}' is not one of the options ({', '.join(_values(f))})"
+
+
+def _target(f: dict[str, Any], at: str, modules: dict[str, Any]) -> Found:
+    kind = f["type"]
+    if not f.get("module"):
+        yield f"{at}.module", f"a {kind} field needs a target module"
+    elif f["module"] not in modules:
+        yield f"{at}.module", f"unknown module '{f['module']}' (known: {_known(set(modules))})"
+    elif kind == "table" and not modules[f["module"]].get("child"):
+        yield f"{at}.module", f"'{f['module']}' must be declared 'child: true' to be used as a table"
+    elif kind == "link" and modules[f["module"]].get("child"):
+        yield f"{at}.module", f"cannot link to child module '{f['module']}'"
 
 
 def _fetch_target(source: str, path: str, m: dict[str, Any], modules: dict[str, Any]) -> Found:
@@ -168,7 +174,6 @@ def _expr(source: str, path: str, names: set[str]) -> Found:
 
 def _layout(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) -> Found:
     names, layout = _names(m), m.get("layout", {})
-    fields = {f["name"]: f for f in m.get("fields", [])}
     if "title_field" in m and m["title_field"] not in names:
         yield "title_field", f"unknown field '{m['title_field']}' (fields: {_known(names)})"
     for t, tab in enumerate(layout.get("form", [])):

@@ -254,6 +254,11 @@ def _row_view(rows: list[Record], child: Module) -> list[Record]:
     return [{n: r.get(n) for n in names} for r in rows]
 
 
+def _rows_differ(rt: Runtime, module: Module, name: str, new: list[Record], old: list[Record]) -> bool:
+    child = rt.spec.module(module.field(name).module or "")
+    return _row_view(new, child) != _row_view(old, child)
+
+
 def update(rt: Runtime, access: Access, name: str, record_id: Any, raw: Mapping[str, Any], version: Any,
            conn: sa.Connection | None = None) -> Record:
     """Change a record; `version` must be the one the client read, or it is a 409 conflict."""
@@ -296,8 +301,7 @@ def _store_update(conn: sa.Connection, rt: Runtime, access: Access, module: Modu
     me, stamp = access.actor.user_id, now()
     changed = {k: v for k, v in new.items() if k in module.by_name and module.field(k).stored and old.get(k) != v
                and k not in ("updated_at", "updated_by", "version")}
-    changed_rows = {k: v for k, v in rows.items()
-                    if _row_view(v, rt.spec.module(module.field(k).module or "")) != _row_view(current_rows[k][old["id"]], rt.spec.module(module.field(k).module or ""))}
+    changed_rows = {k: v for k, v in rows.items() if _rows_differ(rt, module, k, v, current_rows[k][old["id"]])}
     if not changed and not changed_rows:
         return get(rt, access, module.name, old["id"], conn)
     table = rt.tables[module.name]

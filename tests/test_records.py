@@ -21,7 +21,8 @@ SYSTEM = SystemAccess()
 def _audit_rows(rt: Runtime, module: str, record_id: int) -> list[dict[str, object]]:
     log = rt.tables.metadata.tables["loom_audit"]
     with rt.db.connect() as conn:
-        return [dict(r) for r in conn.execute(sa.select(log).where(log.c.module == module, log.c.record_id == record_id).order_by(log.c.id)).mappings()]
+        stmt = sa.select(log).where(log.c.module == module, log.c.record_id == record_id).order_by(log.c.id)
+        return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
 def test_create_computes_defaults_formulas_and_autonumber(runtime: Runtime) -> None:
@@ -180,7 +181,8 @@ def test_keyset_paging_visits_every_row_once_with_nulls(runtime: Runtime) -> Non
 
 def test_filters_search_and_count(runtime: Runtime) -> None:
     for i, cat in enumerate(["key", "key", "general", "new", "new", "new"]):
-        records.create(runtime, SYSTEM, "account", {"name": f"Co {i} 100%", "category": cat, "employees": i * 10, "tags": "vip" if i % 2 else "partner"})
+        values = {"name": f"Co {i} 100%", "category": cat, "employees": i * 10, "tags": "vip" if i % 2 else "partner"}
+        records.create(runtime, SYSTEM, "account", values)
     module = runtime.spec.module("account")
 
     def ids(params: dict[str, str]) -> int:

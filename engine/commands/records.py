@@ -52,5 +52,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         with rt.db.connect() as conn:
             for row in reversed(audit.history(conn, rt, module, args.id, frozenset(module.by_name))):
-                print(f"v{row['version']} {row['at']:%Y-%m-%d %H:%M} {row['change']:<7} {row['field'] or '':<20} {row['old'] or ''} -> {row['new'] or ''}")
+                change = f"{row['change']:<7} {row['field'] or '':<20} {row['old'] or ''} -> {row['new'] or ''}"
+                print(f"v{row['version']} {row['at']:%Y-%m-%d %H:%M} {change}")
     return 0

@@ -22,8 +22,8 @@ from engine.tables import refresh_statistics
 from engine.web.render import environment
 
 STATIC = Path(__file__).resolve().parent / "static"
-ROUTE_MODULES = ("engine.web.auth_routes", "engine.web.action_routes", "engine.web.file_routes", "engine.web.screens", "engine.web.api", "engine.web.io_routes",
-                 "engine.web.admin_routes", "engine.web.share_routes", "admin.routes")
+ROUTE_MODULES = ("engine.web.auth_routes", "engine.web.action_routes", "engine.web.file_routes", "engine.web.screens", "engine.web.api",
+                 "engine.web.io_routes", "engine.web.admin_routes", "engine.web.share_routes", "admin.routes")
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                  b"frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"),
