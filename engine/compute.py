@@ -82,14 +82,19 @@ def compute_formulas(module: Module, values: Values, extra: Mapping[str, Any] | 
     """Set every formula field in `values` (in declaration order, twice so formulas may chain)."""
     errors: Errors = {}
     formulas = [f for f in module.fields if f.type == "formula" and f.expr is not None]
+    if not formulas:
+        return errors
+    scope = scope_of(module, values, extra)  # built once, then kept in step with each formula set
     for _ in range(2 if len(formulas) > 1 else 1):
         for f in formulas:
             assert f.expr is not None
             try:
-                values[f.name] = _coerce(f, f.expr(scope_of(module, values, extra)))
+                values[f.name] = _coerce(f, f.expr(scope))
             except (ExprError, ArithmeticError, ValueError, TypeError) as exc:
                 values[f.name] = None
                 errors[f.name] = f"could not compute: {exc}"
+            if extra is None or f.name not in extra:
+                scope[f.name] = values[f.name]
     return errors
 
 

@@ -309,6 +309,15 @@ def _place_users(conn: sa.Connection, rt: Runtime, world: World, departments: st
         conn.execute(sa.update(USERS).where(USERS.c.username == u.username, USERS.c.department_id.is_(None)).values(department_id=found))
 
 
+def _shape(key: str) -> tuple[str, int, str]:
+    """A series key cut around its counter: (text before, digits, text after), as format_series fills it."""
+    start = key.find("{#")
+    if start < 0:
+        return key, 0, ""
+    end = key.index("}", start)
+    return key[:start], end - start - 1, key[end + 1:]
+
+
 class Counters:
     """Auto-number series continued from the database and saved back, so later creates carry on the series."""
 
@@ -319,6 +328,7 @@ class Counters:
         self.stored: dict[str, int] = {}
         self.ids: dict[str, int] = {}
         self.keys: dict[tuple[str, dt.date], str] = {}
+        self.shapes: dict[str, tuple[str, int, str]] = {}
         self.tables = rt.tables
 
     def next(self, pattern: str, day: dt.date) -> str:
@@ -329,8 +339,10 @@ class Counters:
         if key not in self.values:
             found = self.conn.execute(sa.select(self.table.c.value).where(self.table.c.series == key)).scalar()
             self.stored[key] = self.values[key] = int(found or 0)
+            self.shapes[key] = _shape(key)
         self.values[key] += 1
-        return format_series(key, day, self.values[key])[1]
+        head, width, tail = self.shapes[key]
+        return f"{head}{str(self.values[key]).zfill(width)}{tail}"
 
     def take_ids(self, table: sa.Table, count: int) -> int:
         """The first of `count` free ids of a module table. Ids are given explicitly, so one executemany inserts a

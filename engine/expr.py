@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
@@ -117,6 +118,12 @@ def compile_expr(source: str) -> Expr:
     """Compile an expression; raises ExprError with the reason on a syntax error."""
     if not isinstance(source, str) or not source.strip():
         raise ExprError("empty expression")
+    return _compiled(source)
+
+
+@lru_cache(maxsize=8192)
+def _compiled(source: str) -> Expr:
+    """Compiled expressions are immutable: the checks, the build and every reload of the same metadata share them."""
     try:
         tree = _ENV.parse("{{ (" + source + ") }}")
         run = _ENV.compile_expression(source, undefined_to_none=False)

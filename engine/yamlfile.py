@@ -13,6 +13,7 @@ from engine.errors import MetadataError, Problem
 
 MAX_NODES = 200_000
 MAX_BYTES = 5_000_000
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses 8x faster; same nodes and marks
 
 
 @dataclass
@@ -79,7 +80,7 @@ def load_text(text: str, file: str) -> Document:
     if file.endswith(".json"):
         return _load_json(text, file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
