@@ -220,8 +220,11 @@ def test_rep_cannot_read_or_write_restricted_fields(make_app: Any) -> None:
     assert "4242" not in edit and "secret_score" not in edit and "Secret score" not in edit
     limit = field_html(edit, "credit_limit")
     assert "<output" in limit and "¥500.00" in limit and "<input" not in limit  # readable, not writable
-    saved = rep.post(f"/m/account/{account['id']}/edit", data={"name": "Mine 2", "credit_limit": "999999", "secret_score": "1",
-                                                               "version": "1"}, follow_redirects=False)
+    forged = rep.post(f"/m/account/{account['id']}/edit", data={"name": "Mine 2", "credit_limit": "999999", "secret_score": "1",
+                                                                "version": "1"}, follow_redirects=False)
+    assert forged.status_code == 422 and "4242" not in forged.text
+    assert records.get(rt_of(app), SYSTEM, "account", account["id"])["name"] == "Mine"
+    saved = rep.post(f"/m/account/{account['id']}/edit", data={"name": "Mine 2", "version": "1"}, follow_redirects=False)
     assert saved.status_code == 303
     after = records.get(rt_of(app), SYSTEM, "account", account["id"])
     assert after["name"] == "Mine 2" and after["credit_limit"] == 500 and after["secret_score"] == 4242

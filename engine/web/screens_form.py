@@ -217,6 +217,7 @@ def to_input(ctx: Ctx, module: Module, raw: Raw, rows: dict[str, list[Raw]], val
     """What to send to the records service: fields the user may write and that are not read-only now."""
     assert ctx.form is not None
     state, writable = states(module, values), ctx.access.writable(module)
+    _refuse_unwritable(ctx, module, writable, record)
     data: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name in form_names(ctx, module):
@@ -232,6 +233,16 @@ def to_input(ctx: Ctx, module: Module, raw: Raw, rows: dict[str, list[Raw]], val
         else:
             data[name] = raw.get(name)
     return data, errors
+
+
+def _refuse_unwritable(ctx: Ctx, module: Module, writable: frozenset[str], record: dict[str, Any] | None) -> None:
+    """A posted field the user may not write (a system field, a formula, another role's field) refuses the whole post."""
+    assert ctx.form is not None
+    lock = {"version"} if record is not None else set()  # an edit posts the version it started from
+    refused = sorted(k for k in set(ctx.form.keys()) - lock
+                     if k in module.by_name and (k not in writable or not (module.field(k).writable or k == "owner")))
+    if refused:
+        raise Invalid("you may not change some of these fields", dict.fromkeys(refused, "you may not change this field"))
 
 
 def _row_input(ctx: Ctx, module: Module, f: Field, row: Raw) -> dict[str, Any]:
