@@ -214,9 +214,9 @@ def column_open(f: Field, locale: str) -> str:
 def cell_html(c: Cell, row_href: str | None = None, fallback: str = "") -> str:
     """The inside of one list cell, every value escaped (html.escape, quotes included). The list's hot loop is
     plain string joins instead of a template expression per attribute: a list renders 25 × N cells per request."""
-    text = html.escape(c.text or fallback)
     if row_href is not None:
-        return f'<a class="row-link" href="{html.escape(row_href)}">{text}</a>'
+        return f'<a class="row-link" href="{html.escape(row_href)}">{html.escape(c.text or fallback)}</a>'
+    text = html.escape(c.text)
     if c.href:
         return f'<a href="{html.escape(c.href)}">{text}</a>'
     if c.badge:
