@@ -36,7 +36,7 @@ def available(rt: Runtime, access: Access, module: Module, record: Mapping[str, 
         needs = [action.permission] + (["delete"] if action.kind == "merge" else [])
         return all(access.can(module, p) and _in_scope(rt, access, module, record, p) for p in needs)
 
-    return [a for a in module.actions if allowed(a) and _condition_holds(module, a, record, access)]
+    return [a for a in module.actions if not a.scheduled and allowed(a) and _condition_holds(module, a, record, access)]
 
 
 def _in_scope(rt: Runtime, access: Access, module: Module, record: Mapping[str, Any], permission: str) -> bool:
@@ -79,6 +79,8 @@ def run(rt: Runtime, access: Access, name: str, record_id: Any, action_name: str
     action = module.action(action_name)
     if action is None:
         raise NotFound(f"{name} has no action '{action_name}'")
+    if action.scheduled and not isinstance(access, SystemAccess):
+        raise Forbidden(f"'{action_name}' is taken by the engine on its schedule, not by hand")
     if not access.can(module, action.permission):
         raise Forbidden(f"you may not {action_name} {name} records")
     with rt.db.begin() as conn:

@@ -20,6 +20,8 @@ from engine.spec import (
     Permission,
     Related,
     Role,
+    Rollup,
+    Schedule,
     Section,
     Spec,
     Tab,
@@ -59,14 +61,28 @@ def build_field(raw: dict[str, Any]) -> Field:
     """One Field from its metadata."""
     simple = {k: raw[k] for k in ("required", "unique", "index", "default", "min", "max", "max_length", "min_length",
                                   "pattern", "precision", "scale", "module", "format", "currency", "result",
-                                  "renamed_from", "read_only", "hidden", "search", "accept", "fetch") if k in raw}
+                                  "renamed_from", "read_only", "hidden", "search", "accept", "fetch", "on_change_of") if k in raw}
     return Field(
         name=raw["name"], type=raw["type"], label=Label.of(raw.get("label"), raw["name"]),
         options=tuple(_option(o) for o in raw.get("options", ())), expr=_expr(raw.get("expr")),
         visible_if=_expr(raw.get("visible_if")), required_if=_expr(raw.get("required_if")),
         read_only_if=_expr(raw.get("read_only_if")), help=Label.of(raw["help"]) if "help" in raw else None,
-        **simple,
+        rollup=_rollup(raw["rollup"]) if "rollup" in raw else None, **simple,
     )
+
+
+def filter_pairs(raw: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """A metadata filter map as list query parameters."""
+    return tuple((str(k), _text(v)) for k, v in (raw or {}).items())
+
+
+def _text(value: Any) -> str:
+    """A filter value as the list query parameter reads it (YAML booleans as true/false)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _rollup(raw: dict[str, Any]) -> Rollup:
+    return Rollup(raw["module"], raw["link"], raw.get("measure", "count"), raw.get("field"), filter_pairs(raw.get("filter")))
 
 
 def _fields(raw: dict[str, Any]) -> tuple[Field, ...]:
@@ -119,7 +135,7 @@ def _action(raw: dict[str, Any]) -> Action:
         condition=_expr(raw.get("condition")), permission=raw.get("permission", "write"),
         log_module=log.get("module"), log_set=_sets(log.get("set", {})),
         create=tuple((c["module"], _sets(c["set"])) for c in raw.get("create", ())),
-        confirm=Label.of(raw["confirm"]) if "confirm" in raw else None,
+        confirm=Label.of(raw["confirm"]) if "confirm" in raw else None, scheduled=bool(raw.get("scheduled")),
     )
 
 
@@ -139,6 +155,8 @@ def build_module(raw: dict[str, Any]) -> Module:
         validations=tuple(Validation(compile_expr(v["expr"]), Label.of(v["message"]), v.get("field"))
                           for v in raw.get("validations", ())),
         actions=tuple(_action(a) for a in raw.get("actions", ())),
+        schedules=tuple(Schedule(s["name"], Label.of(s.get("label"), s["name"]), s["action"], filter_pairs(s.get("filter")))
+                        for s in raw.get("schedules", ())),
         by_name={f.name: f for f in fields},
     )
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from engine.errors import Problem
+from engine.build import build_module, filter_pairs
+from engine.errors import Invalid, Problem
 from engine.expr import ExprError, compile_expr, field_names
 from engine.layers import Merged
+from engine.query import parse_list_query
 from engine.spec import CHILD_SYSTEM_FIELDS, SYSTEM_FIELDS
 
 SQL_RESERVED = frozenset("""
@@ -21,6 +23,7 @@ join left right inner outer cross natural full like ilike between exists is isnu
 verbose freeze binary overlaps tablesample rowid oid
 """.split())  # noqa: SIM905
 EXPR_KEYS = ("expr", "visible_if", "required_if", "read_only_if")
+NUMERIC = ("integer", "decimal", "currency", "percent")
 STRUCTURAL = ("table",)
 
 Found = Iterator[tuple[str, str]]
@@ -85,8 +88,10 @@ def _field_shapes(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) -
             yield f"{at}.options", f"a {kind} field needs options"
         if kind in ("link", "table"):
             yield from _target(f, at, modules)
-        if kind == "formula" and not f.get("expr"):
-            yield f"{at}.expr", "a formula field needs an expression"
+        if kind == "formula" and not f.get("expr") and "rollup" not in f:
+            yield f"{at}.expr", "a formula field needs an expression (or a rollup)"
+        if "rollup" in f and (kind != "formula" or "expr" in f):
+            yield f"{at}.rollup", "a rollup is a formula field without an expression"
         if kind == "autonumber" and not f.get("format"):
             yield f"{at}.format", "an autonumber field needs a format such as 'INV-{YYYY}-{#####}'"
         if "fetch" in f:
@@ -223,6 +228,56 @@ def _permissions(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) ->
                 yield f"permissions.{role}.fields.{name}", f"unknown field '{name}'"
 
 
+def _derived(m: dict[str, Any], modules: dict[str, Any], roles: set[str]) -> Found:
+    names = _names(m)
+    for i, f in enumerate(m.get("fields", [])):
+        if "rollup" in f:
+            yield from _rollup(f["rollup"], f"fields[{i}].rollup", m, modules)
+        if "on_change_of" in f and f["type"] not in ("date", "datetime"):
+            yield f"fields[{i}].on_change_of", "only a date or datetime field records when another field changes"
+        elif "on_change_of" in f and f["on_change_of"] not in names:
+            yield f"fields[{i}].on_change_of", f"unknown field '{f['on_change_of']}' (fields: {_known(names)})"
+    scheduled = {a["name"] for a in m.get("actions", []) if a.get("scheduled")}
+    for s, schedule in enumerate(m.get("schedules", [])):
+        if schedule["action"] not in scheduled:
+            yield f"schedules[{s}].action", f"'{schedule['action']}' is not an action of this module declared 'scheduled: true'"
+        yield from _filter(schedule.get("filter", {}), f"schedules[{s}].filter", m)
+
+
+def _rollup(r: dict[str, Any], at: str, m: dict[str, Any], modules: dict[str, Any]) -> Found:
+    source = modules.get(r["module"])
+    if source is None or source.get("child"):
+        yield f"{at}.module", f"'{r['module']}' is not a (top-level) module (known: {_known(set(modules))})"
+        return
+    fields = {f["name"]: f for f in source.get("fields", [])}
+    link = fields.get(r["link"], {})
+    if link.get("type") != "link" or link.get("module") != m["name"]:
+        yield f"{at}.link", f"'{r['link']}' is not a link from '{r['module']}' to '{m['name']}'"
+    measure = r.get("measure", "count")
+    if measure != "count" and r.get("field") not in _names(source):
+        yield f"{at}.field", f"a {measure} rollup needs a field of '{r['module']}' (fields: {_known(_names(source))})"
+    elif measure in ("sum", "avg") and _result(fields.get(r.get("field", ""), {})) not in NUMERIC:
+        yield f"{at}.field", f"cannot take the {measure} of '{r['field']}': not a number"
+    yield from _filter(r.get("filter", {}), f"{at}.filter", source)
+
+
+def _result(f: dict[str, Any]) -> str:
+    return str(f.get("result", "decimal")) if f.get("type") == "formula" else str(f.get("type"))
+
+
+def _filter(raw: dict[str, Any], at: str, m: dict[str, Any]) -> Found:
+    try:
+        module = build_module(m)
+    except ExprError:  # reported by the expression rule
+        return
+    for key, value in filter_pairs(raw):
+        try:
+            parse_list_query(module, [(key, value)], {f.name for f in module.stored_fields})
+        except Invalid as exc:
+            if key in exc.fields:
+                yield f"{at}.{key}", f"{exc.fields[key]} in '{m['name']}'"
+
+
 def _app_rules(app: dict[str, Any], modules: dict[str, Any], reports: dict[str, Any]) -> Found:
     for g, group in enumerate(app.get("navigation", [])):
         for i, item in enumerate(group["items"]):
@@ -280,5 +335,5 @@ def _path_ok(path: str, module: str, modules: dict[str, Any]) -> bool:
 
 
 MODULE_RULES: tuple[Callable[[dict[str, Any], dict[str, Any], set[str]], Found], ...] = (
-    _identifiers, _field_shapes, _expressions, _action_expressions, _layout, _list_layout, _permissions,
+    _identifiers, _field_shapes, _expressions, _action_expressions, _layout, _list_layout, _permissions, _derived,
 )

@@ -1,4 +1,5 @@
-"""Formulas that read today() or now() go stale; recompute them in batches (daily, and on demand)."""
+"""Formulas that read today() or now() go stale; recompute them in batches (daily, and on demand), with the daily job
+that also refreshes rollups and takes scheduled actions."""
 
 from __future__ import annotations
 
@@ -73,6 +74,19 @@ def _by_columns(params: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
+def daily(rt: Runtime) -> str:
+    """The daily job: rollups refreshed (a backstop for writes that bypass the records service), date formulas
+    recomputed, then scheduled actions taken on records that now match; returns what it did."""
+    from engine import rollups, schedules
+
+    with rt.db.begin() as conn:
+        rollups.refresh_all(conn, rt)
+    changed = recompute(rt)
+    ran = schedules.run_schedules(rt)
+    done = ", ".join(f"{r.module}.{r.schedule} {r.done}" for r in ran)
+    return f"{changed} rows of date-dependent formulas updated" + (f"; scheduled actions: {done}" if ran else "")
+
+
 def claim_today(rt: Runtime, today: dt.date | None = None) -> bool:
     """Whether this process is the first to recompute today (one worker of many does the work)."""
     counters = rt.tables.metadata.tables["loom_counter"]
@@ -92,7 +106,7 @@ def start_daily(rt: Runtime, stop: threading.Event) -> threading.Thread:
         while not stop.wait(5):
             try:
                 if claim_today(rt):
-                    log.info("recomputed %s rows of date-dependent formulas", recompute(rt))
+                    log.info("daily job: %s", daily(rt))
             except sa.exc.SQLAlchemyError:
                 log.exception("daily recompute failed")
             if stop.wait(3600):

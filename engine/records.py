@@ -185,6 +185,18 @@ def fetch_values(conn: sa.Connection, rt: Runtime, module: Module, values: dict[
         values[f.name] = conn.execute(sa.select(table.c[source]).where(table.c.id == target)).scalar()
 
 
+def stamp_changes(module: Module, values: dict[str, Any], old: Mapping[str, Any] | None) -> None:
+    """Set `on_change_of` fields to today (or now) on create and when the field they watch changed, unless the
+    writer gave a value of their own."""
+    for f in module.fields:
+        if f.on_change_of is None:
+            continue
+        watched_changed = old is None or old.get(f.on_change_of) != values.get(f.on_change_of)
+        own_value = values.get(f.name) is not None and (old is None or values.get(f.name) != old.get(f.name))
+        if watched_changed and not own_value:
+            values[f.name] = now() if f.type == "datetime" else dt.date.today()
+
+
 def _next_number(conn: sa.Connection, rt: Runtime, pattern: str) -> str:
     counters = rt.tables.metadata.tables["loom_counter"]
     key, _ = format_series(pattern, dt.date.today(), 0)
@@ -222,6 +234,7 @@ def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn:
     values.update(created_at=stamp, updated_at=stamp, created_by=me, updated_by=me, version=1)
     with transaction(rt, conn) as c:
         fetch_values(c, rt, module, values, given, None)
+        stamp_changes(module, values, None)
         for fname, items in rows.items():
             for item, source in zip(items, raw_rows[fname], strict=True):
                 fetch_values(c, rt, rt.spec.module(module.field(fname).module or ""), item, set(source), None)
@@ -234,7 +247,15 @@ def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn:
         new_id = key[0]
         _write_rows(c, rt, module, new_id, rows, me, stamp)
         audit.record_create(c, rt, module, new_id, values, rows, me, stamp)
+        _summaries(c, rt, module, None, values | {"id": new_id})
         return get(rt, access, name, new_id, c)
+
+
+def _summaries(conn: sa.Connection, rt: Runtime, module: Module, old: Record | None, new: Record | None) -> None:
+    """Rollups over this module's records follow every write (imported here: rollups reads child rows from this module)."""
+    from engine import rollups
+
+    rollups.after_write(conn, rt, module, old, new)
 
 
 def _write_rows(conn: sa.Connection, rt: Runtime, module: Module, parent_id: int, rows: dict[str, list[Record]],
@@ -285,6 +306,7 @@ def update(rt: Runtime, access: Access, name: str, record_id: Any, raw: Mapping[
         all_rows = {f.name: rows.get(f.name, current_rows[f.name][old["id"]]) for f in module.tables}
         new = dict(old) | values
         fetch_values(c, rt, module, new, set(raw), old)
+        stamp_changes(module, new, old)
         _validate(c, rt, access, module, new, all_rows, old["id"], parse_errors)
         return _store_update(c, rt, access, module, old, new, rows, current_rows)
 
@@ -313,6 +335,7 @@ def _store_update(conn: sa.Connection, rt: Runtime, access: Access, module: Modu
     _write_rows(conn, rt, module, old["id"], changed_rows, me, stamp)
     audit.record_update(conn, rt, module, old, changed, {k: current_rows[k][old["id"]] for k in changed_rows}, changed_rows,
                         version, me, stamp)
+    _summaries(conn, rt, module, old, new)
     return get(rt, access, module.name, old["id"], conn)
 
 
@@ -328,6 +351,7 @@ def delete(rt: Runtime, access: Access, name: str, record_id: Any, conn: sa.Conn
             child = rt.tables[f.module or ""]
             c.execute(sa.delete(child).where(child.c.parent_id == row["id"]))
         c.execute(sa.delete(rt.tables[name]).where(rt.tables[name].c.id == row["id"]))
+        _summaries(c, rt, module, row, None)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,18 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Rollup:
+    """A formula summarising linked records: `measure` of `field` over the `module` rows whose `link` points here,
+    counting only rows that match `filter` (list-filter syntax: field__op → value)."""
+
+    module: str
+    link: str
+    measure: str
+    field: str | None = None
+    filter: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Field:
     """One field of a module."""
 
@@ -83,6 +95,8 @@ class Field:
     fetch: str | None = None
     help: Label | None = None
     system: bool = False
+    rollup: Rollup | None = None
+    on_change_of: str | None = None
 
     @property
     def stored(self) -> bool:
@@ -189,6 +203,17 @@ class Action:
     log_set: tuple[tuple[str, Expr], ...] = ()
     create: tuple[tuple[str, tuple[tuple[str, Expr], ...]], ...] = ()
     confirm: Label | None = None
+    scheduled: bool = False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A record action the engine takes by itself once a day on every record matching `filter`."""
+
+    name: str
+    label: Label
+    action: str
+    filter: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -206,6 +231,7 @@ class Module:
     permissions: tuple[tuple[str, Permission], ...] = ()
     validations: tuple[Validation, ...] = ()
     actions: tuple[Action, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
     by_name: Mapping[str, Field] = field(default_factory=dict, compare=False, repr=False)
 
     def field(self, name: str) -> Field:

@@ -1,4 +1,4 @@
-"""`loom recompute [MODULE]`: refresh formulas that depend on today's date."""
+"""`loom recompute [MODULE]`: refresh formulas that depend on today's date (without MODULE: the whole daily job)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from typing import Any
 def add(subs: Any, common: argparse.ArgumentParser) -> None:
     """Register the command."""
     p = subs.add_parser("recompute", parents=[common], help="recompute date-dependent formulas (overdue days, days in stage…)")
-    p.add_argument("module", nargs="?", help="one module (default: all)")
+    p.add_argument("module", nargs="?", help="one module (default: all, with the rest of the daily job: rollups and scheduled actions)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Recompute and say how many rows changed."""
     from engine.migrate import ensure_schema
-    from engine.recompute import recompute
+    from engine.recompute import daily, recompute
     from engine.records import module_of
     from engine.runtime import Settings, open_runtime
 
@@ -25,5 +25,7 @@ def run(args: argparse.Namespace) -> int:
     ensure_schema(rt)
     if args.module:
         module_of(rt, args.module)
-    print(f"{recompute(rt, args.module)} rows updated")
+        print(f"{recompute(rt, args.module)} rows updated")
+    else:
+        print(daily(rt))
     return 0
