@@ -137,7 +137,7 @@ def test_form_page_hides_fields_by_visible_if(make_app: Any) -> None:
     client = admin(make_app())
     page = client.get("/m/deal/new").text
     assert field_html(page, "lost_reason").split(">")[0].endswith(" hidden")
-    assert 'hx-post="/m/deal/form-state" hx-trigger="change" hx-swap="none"' in page
+    assert 'hx-post="/m/deal/form-state" hx-trigger="input delay:400ms, change" hx-sync="this:replace" hx-swap="none"' in page
 
 
 def test_child_rows_added_and_removed(make_app: Any) -> None:

@@ -83,6 +83,7 @@ def test_filter_widgets_from_layout(make_app: Any) -> None:
     assert 'type="date" name="founded__gte"' in form
     assert 'name="parent__title"' in form and 'hx-get="/m/account/autocomplete"' in form
     assert '<select name="owner">' in form and ">Me</option>" in form
+    assert '<label for="filters-toggle" class="button ghost filters-button">Filters (2)</label>' in form  # phones fold the rest away
 
 
 def test_link_filter_by_typed_title_and_by_id(make_app: Any) -> None:
@@ -242,7 +243,7 @@ def test_kanban_lanes_and_moving_cards(make_app: Any) -> None:
     lanes = re.findall(r'<section class="lane" data-lane="(\w*)">', board.text)
     assert lanes == ["initial", "proposal", "won", "lost"]
     assert board.text.index("First") < board.text.index('data-lane="proposal"') < board.text.index("Second")
-    assert 'draggable="true"' in board.text and 'class="kmove nojs-only"' in board.text
+    assert 'draggable="true"' in board.text and 'class="kmove"' in board.text
     moved = client.post(f"/m/deal/{first['id']}/move", data={"value": "won", "version": "1", "back": "/m/deal/kanban?q=F"},
                         follow_redirects=False)
     assert moved.status_code == 303 and moved.headers["location"] == "/m/deal/kanban?q=F"

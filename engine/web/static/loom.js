@@ -68,6 +68,22 @@
   document.addEventListener("toast", function (e) { toast(e.detail && e.detail.value); });
   document.addEventListener("htmx:sendError", function () { toast("Network error: not saved", "error"); });
 
+  /* Live form state arrives while the user types: the field being typed in keeps its element (and so its text and
+     caret); only its visibility, classes and required flag follow the server's answer. */
+  document.addEventListener("htmx:oobBeforeSwap", function (e) {
+    var target = e.detail.target, active = document.activeElement;
+    var fresh = e.detail.fragment && e.detail.fragment.firstElementChild;
+    if (!fresh || !active || active === document.body || !target.contains(active) || fresh.id !== target.id) { return; }
+    e.detail.shouldSwap = false;
+    target.hidden = fresh.hidden;
+    target.className = fresh.className;
+    var control = fresh.querySelector("#" + CSS.escape(active.id || "-"));
+    if (control) {
+      active.required = control.required;
+      active.toggleAttribute("aria-required", control.hasAttribute("aria-required"));
+    }
+  });
+
   document.addEventListener("click", function (e) {
     var remove = e.target.closest("[data-remove-row]");
     if (remove) {
