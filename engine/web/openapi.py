@@ -237,20 +237,21 @@ def _body(schema: str) -> Schema:
 def module_paths(m: Module) -> Schema:
     """List and create at /api/<module>; read, update and delete at /api/<module>/{id}; its record actions."""
     label = m.label("en")
+    a = "an" if label[:1].lower() in "aeiou" else "a"
     record = _json(_ref(m.name), label)
     out = {
         f"/api/{m.name}": {
             "get": _operation(m, "list", f"List {m.plural('en')}", ("200", _json(_ref(f"{m.name}.list"), "One page")),
                               ("401", "403", "422"), parameters=list_parameters(m)),
-            "post": _operation(m, "create", f"Create a {label}", ("201", record), ("401", "403", "422"),
+            "post": _operation(m, "create", f"Create {a} {label}", ("201", record), ("401", "403", "422"),
                                parameters=[EXPAND], requestBody=_body(f"{m.name}.create")),
         },
         f"/api/{m.name}/{{id}}": {
             "parameters": [ID],
-            "get": _operation(m, "get", f"Read a {label}", ("200", record), ("401", "403", "404", "422"), parameters=[EXPAND]),
-            "patch": _operation(m, "update", f"Change a {label} (send the version you read)", ("200", record),
+            "get": _operation(m, "get", f"Read {a} {label}", ("200", record), ("401", "403", "404", "422"), parameters=[EXPAND]),
+            "patch": _operation(m, "update", f"Change {a} {label} (send the version you read)", ("200", record),
                                 ("401", "403", "404", "409", "422"), parameters=[EXPAND], requestBody=_body(f"{m.name}.update")),
-            "delete": _operation(m, "delete", f"Move a {label} to the recycle bin", ("204", {"description": "Deleted"}),
+            "delete": _operation(m, "delete", f"Move {a} {label} to the recycle bin", ("204", {"description": "Deleted"}),
                                  ("401", "403", "404")),
         },
     }
@@ -306,9 +307,9 @@ Errors answer <code>{"error": {"code", "message", "fields"}}</code>.</p>
 <table><thead><tr><th>Method</th><th>Path</th><th>What it does</th></tr></thead><tbody>
 {% for op in tag.operations %}<tr><td>{{ op.method }}</td><td><code>{{ op.path }}</code></td><td>{{ op.summary }}</td></tr>{% endfor %}
 </tbody></table>
-<table><thead><tr><th>Field</th><th>Label</th><th>Type</th><th>Required</th><th>Values</th></tr></thead><tbody>
+<table><thead><tr><th>Field</th><th>Label</th><th>Type</th><th>Required</th><th>Values</th><th>Filters</th></tr></thead><tbody>
 {% for f in tag.fields %}<tr><td><code>{{ f.name }}</code></td><td>{{ f.title }}</td><td>{{ f.type }}{% if f.read_only %} (read only){% endif %}</td>
-<td>{% if f.required %}yes{% endif %}</td><td>{{ f.values }}</td></tr>{% endfor %}
+<td>{% if f.required %}yes{% endif %}</td><td>{{ f.choices }}</td><td>{% for p in f.filters %}<code>{{ p }}</code> {% endfor %}</td></tr>{% endfor %}
 </tbody></table></section>{% endfor %}
 </main></body></html>""")
 
@@ -329,8 +330,14 @@ def _operations(doc: Schema, tag: str) -> list[dict[str, str]]:
 def _fields(doc: Schema, name: str) -> list[dict[str, Any]]:
     schemas = doc["components"]["schemas"]
     required = set(schemas[f"{name}.create"]["required"])
+    filters: dict[str, list[str]] = {}
+    for p in doc["paths"][f"/api/{name}"]["get"]["parameters"]:
+        field, _, op = p["name"].partition("__")
+        if field in schemas[name]["properties"]:
+            filters.setdefault(field, []).append("=" if not op else f"__{op}=")
     return [{"name": key, "title": prop.get("title", ""), "type": _type_text(prop), "read_only": prop.get("readOnly", False),
-             "required": key in required, "values": ", ".join(str(v) for v in prop.get("enum", prop.get("items", {}).get("enum", [])) if v)}
+             "required": key in required, "filters": filters.get(key, []),
+             "choices": ", ".join(str(v) for v in prop.get("enum", prop.get("items", {}).get("enum", [])) if v)}
             for key, prop in schemas[name]["properties"].items() if not key.endswith("__title")]
 
 
