@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +27,23 @@ from engine.runtime import Settings, make_engine, open_runtime
 from .conftest import PG_URL, TEST_BUNDLE, _pg_database
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="LOOM_TEST_PG is not set: the multi-worker test needs PostgreSQL")
+
+
+OPEN: list[httpx.Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Close every HTTP client a test opened (an open socket left behind is a ResourceWarning, an error here)."""
+    yield
+    while OPEN:
+        OPEN.pop().close()
+
+
+def _client(base: str, **options: Any) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=10, **options)
+    OPEN.append(client)
+    return client
 
 
 def _free_port() -> int:
@@ -60,10 +78,12 @@ def worker(bundle: Path, db_url: str, files: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def _login(base: str, username: str, password: str = "long-password") -> httpx.Client:
-    client = httpx.Client(base_url=base, timeout=10)
+    client = _client(base)
     page = client.get("/login").text
     token = page.split('name="csrf_token" value="')[1].split('"')[0]
     done = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
@@ -98,7 +118,7 @@ def database(tmp_path: Path) -> Iterator[str]:
 
 def _other(base: str, client: httpx.Client) -> httpx.Client:
     """The same session sent to another worker."""
-    return httpx.Client(base_url=base, cookies=client.cookies, timeout=10)
+    return _client(base, cookies=client.cookies)
 
 
 def test_ending_sessions_and_revoking_tokens_on_one_worker_denies_on_the_other(database: str, tmp_path: Path) -> None:
@@ -110,7 +130,7 @@ def test_ending_sessions_and_revoking_tokens_on_one_worker_denies_on_the_other(d
         ann_id = ann.get("/api/account").json()["items"][0]["owner"]
         token = admin.post(f"/admin/users/{ann_id}/tokens", headers={"X-CSRF-Token": _csrf(admin, database)}).text
         bearer = token.split('class="token" value="')[1].split('"')[0]
-        api_there = httpx.Client(base_url=two, headers={"Authorization": f"Bearer {bearer}"}, timeout=10)
+        api_there = _client(two, headers={"Authorization": f"Bearer {bearer}"})
         assert api_there.get("/api/account").status_code == 200
         ended = admin.post(f"/admin/users/{ann_id}/sessions/end", headers={"X-CSRF-Token": _csrf(admin, database)})
         assert ended.status_code == 303
