@@ -2,6 +2,8 @@
 
 Tables come from Loom itself (`open_runtime` + `ensure_schema`); rows go in with SQLAlchemy Core executemany
 (SQLite) or COPY (PostgreSQL), with the module's indexes dropped during the load and rebuilt after.
+SQLite files are kept under bench/data/ between runs (a side file says what they hold); a PostgreSQL data set lives
+in a throwaway database `loom_bench_<run>_<rows>`, made by `pg_database` and dropped when the run ends.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +24,13 @@ HERE = Path(__file__).resolve().parent
 BUNDLE = HERE / "bundle"
 DATA = HERE / "data"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/loom_bench"
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 SEED = 20240601
-FORMAT = 3  # bump when the generated rows change
+FORMAT = 4  # bump when the generated rows change
 USER, PASSWORD = "bench", "bench-password-1"
+ROLE_USERS = {USER: ("admin",), "ruled": ("ruled",), "plain": ("plain",)}
+WIDE_ROWS = 10_000
+RUN = secrets.token_hex(3)
 
 INDUSTRIES = ("manufacturing", "retail", "finance", "energy", "logistics", "healthcare", "education", "construction", "software", "hospitality")
 REGIONS = ("north", "south", "east", "west", "central", "overseas")
@@ -53,10 +60,35 @@ class Target:
 
 
 def target(kind: str, rows: int) -> Target:
-    """The SQLite file (one per size) or the PostgreSQL database `loom_bench`."""
+    """The SQLite file (one per size) or this run's PostgreSQL database for that size."""
     if kind == "sqlite":
         return Target(kind, f"sqlite:///{DATA / f'loom_bench_{rows}.db'}", rows)
-    return Target(kind, PG_URL, rows)
+    return Target(kind, PG_SERVER + f"loom_bench_{RUN}_{rows}", rows)
+
+
+def _pg_name(t: Target) -> str:
+    return t.url.rsplit("/", 1)[1]
+
+
+@contextmanager
+def pg_database(t: Target) -> Iterator[Target]:
+    """Drop `t`'s PostgreSQL database (made by `generate`) on the way out, whatever happened; SQLite passes through."""
+    if t.kind != "postgresql":
+        yield t
+        return
+    try:
+        yield t
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{_pg_name(t)}" WITH (FORCE)')
+
+
+def _pg_admin(sql: str) -> None:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(sql)
+    finally:
+        admin.dispose()
 
 
 def customer_name(i: int) -> str:
@@ -103,7 +135,33 @@ def opportunities(rows: int, owner: int) -> Iterator[dict[str, object]]:
                "close_date": dt.date(2024, 1, 1) + dt.timedelta(days=rng.randrange(730)), "source": SOURCES[rng.randrange(5)], **_system(i, owner)}
 
 
+def _value(field: object, i: int, rng: random.Random) -> object:
+    kind = field.type  # type: ignore[attr-defined]
+    if kind in ("integer",):
+        return rng.randrange(0, 100_000)
+    if kind in ("decimal", "currency"):
+        return round(rng.uniform(0, 1_000_000), 2)
+    if kind == "date":
+        return DAY0 + dt.timedelta(days=rng.randrange(12_000))
+    if kind == "select":
+        return field.options[rng.randrange(len(field.options))].value  # type: ignore[attr-defined]
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "email":
+        return f"w{i}@example.com"
+    return f"{WORDS[rng.randrange(len(WORDS))]} {field.name} {i}"  # type: ignore[attr-defined]
+
+
+def wide(module: object, rows: int, owner: int) -> Iterator[dict[str, object]]:
+    """Rows of the 40-field module, one value per field from its type."""
+    rng = random.Random(SEED + 3)
+    fields = [f for f in module.fields if f.name not in SYSTEM]  # type: ignore[attr-defined]
+    for i in range(1, rows + 1):
+        yield {**{f.name: _value(f, i, rng) for f in fields}, **_system(i, owner)}
+
+
 GENERATORS = {"customer": customers, "contact": contacts, "opportunity": opportunities}
+SYSTEM = frozenset({"id", "owner", "created_at", "created_by", "updated_at", "updated_by", "version"})
 
 
 def _chunks(rows: Iterator[dict[str, object]], size: int) -> Iterator[list[dict[str, object]]]:
@@ -141,11 +199,8 @@ def _reset_database(t: Target) -> None:
         for suffix in ("", "-wal", "-shm", ".json"):
             Path(str(path) + suffix).unlink(missing_ok=True)
         return
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS loom_bench WITH (FORCE)")
-        conn.exec_driver_sql("CREATE DATABASE loom_bench")
-    admin.dispose()
+    _pg_admin(f'DROP DATABASE IF EXISTS "{_pg_name(t)}" WITH (FORCE)')
+    _pg_admin(f'CREATE DATABASE "{_pg_name(t)}"')
 
 
 def current_marker(t: Target) -> str | None:
@@ -156,7 +211,8 @@ def current_marker(t: Target) -> str | None:
     admin = sa.create_engine(PG_ADMIN_URL)
     try:
         with admin.connect() as conn:
-            return conn.execute(sa.text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'loom_bench'")).scalar()
+            query = sa.text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :name")
+            return conn.execute(query, {"name": _pg_name(t)}).scalar()
     finally:
         admin.dispose()
 
@@ -165,17 +221,31 @@ def _write_marker(t: Target, seconds: float) -> None:
     if t.kind == "sqlite":
         Path(t.url.removeprefix("sqlite:///") + ".json").write_text(json.dumps({"marker": t.marker, "seconds": seconds}))
         return
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"COMMENT ON DATABASE loom_bench IS '{t.marker}'")
-    admin.dispose()
+    _pg_admin(f"COMMENT ON DATABASE \"{_pg_name(t)}\" IS '{t.marker}'")
 
 
-def _user(rt: object) -> int:
+def _users(db: sa.Engine) -> int:
+    """The bench users (one per role the scenarios act as); returns the admin's id, the owner of every row."""
     from engine.auth.users import add_user
 
-    with rt.db.begin() as conn:  # type: ignore[attr-defined]
-        return add_user(conn, USER, PASSWORD, ("admin",), "Bench admin").id
+    with db.begin() as conn:
+        ids = [add_user(conn, name, PASSWORD, roles, name.title()).id for name, roles in ROLE_USERS.items()]
+    return ids[0]
+
+
+def session(url: str, username: str = USER) -> tuple[str, str]:
+    """A new web session of a bench user on the data set at `url`: (cookie token, CSRF token)."""
+    from engine.auth import sessions
+
+    db = sa.create_engine(url)
+    try:
+        with db.begin() as conn:
+            uid = conn.execute(sa.select(sessions.USERS.c.id).where(sessions.USERS.c.username == username)).scalar_one()
+            token = sessions.start(conn, uid)
+            csrf = conn.execute(sa.select(sessions.SESSIONS.c.csrf).where(sessions.SESSIONS.c.token_hash == sessions.digest(token))).scalar_one()
+    finally:
+        db.dispose()
+    return token, str(csrf)
 
 
 def generate(t: Target, log: object = print) -> float:
@@ -189,19 +259,20 @@ def generate(t: Target, log: object = print) -> float:
     _reset_database(t)
     rt = open_runtime(Settings(metadata=BUNDLE, db_url=t.url, auto_migrate=True))
     ensure_schema(rt)
-    owner = _user(rt)
-    for name, make in GENERATORS.items():
+    owner = _users(rt.db)
+    for name in (*GENERATORS, "wide"):
         table = rt.tables[name]
         t0 = time.perf_counter()
+        rows = GENERATORS[name](t.rows, owner) if name in GENERATORS else wide(rt.spec.module(name), WIDE_ROWS, owner)
         with rt.db.begin() as conn:
             for ix in table.indexes:
                 ix.drop(conn)
-            _insert(conn, table, make(t.rows, owner))
+            _insert(conn, table, rows)
             for ix in table.indexes:
                 ix.create(conn)
             if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), {t.rows})")
-        log(f"  {name}: {t.rows:,} rows in {time.perf_counter() - t0:.1f} s")  # type: ignore[operator]
+                conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM \"{name}\"))")
+        log(f"  {name}: loaded in {time.perf_counter() - t0:.1f} s")  # type: ignore[operator]
     _analyze(rt.db)
     rt.db.dispose()
     seconds = time.perf_counter() - started

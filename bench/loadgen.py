@@ -4,7 +4,8 @@ Reads one JSON job on stdin, prints one JSON result on stdout:
   job = {"port": 8123, "requests": [{"method": "GET", "path": "/x", "headers": {...}, "body": "a={n}"}, ...],
          "count": 400, "concurrency": 8, "max_seconds": 20, "ok": [200], "first_n": 0}
 Requests are taken round-robin from the list; `{n}` in a path or body becomes a number unique within the job
-(first_n + request index). Keep-alive connections to 127.0.0.1 only; bounded in count and in time.
+(first_n + request index), `{id}` a record id spread over 1..ids (job key "ids").
+Keep-alive connections to 127.0.0.1 only; bounded in count and in time.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from typing import Any
 HOST = "127.0.0.1"
 
 
-def _encode(req: dict[str, Any], n: int, port: int) -> bytes:
-    path = req["path"].replace("{n}", str(n))
-    body = req.get("body", "").replace("{n}", str(n)).encode()
+def _fill(text: str, n: int, ids: int) -> str:
+    return text.replace("{n}", str(n)).replace("{id}", str(1 + (n * 7919) % ids))
+
+
+def _encode(req: dict[str, Any], n: int, port: int, ids: int = 1) -> bytes:
+    path = _fill(req["path"], n, ids)
+    body = _fill(req.get("body", ""), n, ids).encode()
     lines = [f"{req.get('method', 'GET')} {path} HTTP/1.1", f"Host: {HOST}:{port}", "Connection: keep-alive"]
     lines += [f"{k}: {v}" for k, v in req.get("headers", {}).items()]
     if body or req.get("method", "GET") in ("POST", "PUT", "PATCH"):
@@ -78,7 +83,7 @@ async def _worker(run: Run) -> None:
     port, reqs, first = run.job["port"], run.job["requests"], int(run.job.get("first_n", 0))
     reader = writer = None
     while (i := run.take()) is not None:
-        data = _encode(reqs[i % len(reqs)], first + i, port)
+        data = _encode(reqs[i % len(reqs)], first + i, port, int(run.job.get("ids", 1)))
         start = time.perf_counter()
         try:
             if writer is None:
@@ -86,7 +91,7 @@ async def _worker(run: Run) -> None:
             assert reader is not None
             writer.write(data)
             status, size, close = await asyncio.wait_for(_read_response(reader), timeout=float(run.job.get("timeout", 30)))
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             run.errors.append(f"{type(exc).__name__}: {exc}"[:200])
             if writer is not None:
                 writer.close()

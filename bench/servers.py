@@ -24,14 +24,26 @@ def free_port() -> int:
 
 
 def get(port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
-    """One plain GET to the server (status, headers, body)."""
+    """One plain GET to the server (status, headers, body); every Set-Cookie is kept under `set-cookie-all`."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        found = {k.lower(): v for k, v in resp.getheaders()}
+        found["set-cookie-all"] = "\n".join(v for k, v in resp.getheaders() if k.lower() == "set-cookie")
+        return resp.status, found, resp.read()
     finally:
         conn.close()
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
 
 
 @dataclass
@@ -65,7 +77,7 @@ class Server:
 
     def wait(self, path: str, headers: dict[str, str] | None = None, ok: tuple[int, ...] = (200,), limit: float = 180) -> float:
         """Seconds from start to the first answer in `ok` on `path` (the cold start to first page)."""
-        deadline = self.started + limit
+        deadline, last = self.started + limit, "no answer"
         while time.perf_counter() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
@@ -74,10 +86,13 @@ class Server:
                 status, _, _ = get(self.port, path, headers, timeout=30)
                 if status in ok:
                     return time.perf_counter() - self.started
+                last = f"status {status}"
+                if status >= 400:
+                    break
             except OSError:
                 pass
             time.sleep(0.02)
-        raise RuntimeError(f"{self.name} did not answer {path} within {limit} s; see {self.log}")
+        raise RuntimeError(f"{self.name} did not answer {path} with {ok} ({last}); see {self.log}")
 
     def pids(self) -> list[int]:
         """The server process and its descendants (uvicorn's workers)."""
@@ -92,15 +107,13 @@ class Server:
 
     def rss_mb(self) -> float:
         """Resident memory of the whole server (all its processes), in MB."""
-        total = 0
-        for pid in self.pids():
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-            except FileNotFoundError:
-                continue
-        return total / 1024
+        return sum(_rss_kb(pid) for pid in self.pids()) / 1024
+
+    def worker_rss_mb(self) -> float:
+        """Resident memory of the largest worker process, in MB (uvicorn's supervisor left out when it has workers)."""
+        pids = self.pids()
+        workers = pids[1:] if self.workers > 1 and len(pids) > 1 else pids[:1]
+        return max((_rss_kb(pid) for pid in workers), default=0) / 1024
 
     def stop(self) -> None:
         """SIGTERM the process group this server started in (its own), then SIGKILL if it lingers."""

@@ -1,4 +1,4 @@
-"""The peers' virtual environments under bench/.venv-peers/<name>, made by the bench command (never Loom's dependencies)."""
+"""The peers' virtual environments under bench/.venvs/<name>, made by the bench command (never Loom's dependencies)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent / ".venv-peers"
+ROOT = Path(__file__).resolve().parent / ".venvs"
 
 
 def _same(name: str) -> str:
@@ -22,8 +22,8 @@ def requirements() -> dict[str, list[str]]:
     """What each peer's environment holds (plain uvicorn everywhere: the same h11 + asyncio server as Loom's)."""
     common = ["uvicorn", "psycopg[binary]", "python-multipart"]
     return {
-        "sqladmin": ["sqladmin", *common],
-        "starlette_admin": ["starlette-admin", "sqlalchemy", "jinja2", *common],
+        "sqladmin": ["sqladmin", "sqlalchemy[asyncio]", *common],
+        "starlette_admin": ["starlette-admin", "sqlalchemy[asyncio]", "jinja2", *common],
         "django": ["django", "django-import-export[xlsx]", *common],
         "limit": [_same("starlette"), _same("sqlalchemy"), _same("jinja2"), _same("uvicorn"), "psycopg[binary]", "python-multipart",
                   "python-calamine", "xlsxwriter"],

@@ -2,13 +2,16 @@
 
 It serves what Loom serves for the customer module — the list page (25 rows, 8 columns, one filter, sorted
 on an indexed column, keyset paging), the record page, the create form, and the JSON list and get — on the
-same tables. Run in its own environment: `uvicorn --factory bench.peers.limit_app:app` with BENCH_DB_URL.
+same tables. Like any real app, it checks the session cookie against Loom's session table (one
+indexed lookup per request) and the CSRF token on the form post.
+Run in its own environment: `uvicorn --factory bench.peers.limit_app:app` with BENCH_DB_URL.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 from decimal import Decimal, InvalidOperation
@@ -39,6 +42,11 @@ customer = sa.Table(
     sa.Column("owner", sa.BigInteger), sa.Column("created_at", sa.DateTime), sa.Column("created_by", sa.BigInteger),
     sa.Column("updated_at", sa.DateTime), sa.Column("updated_by", sa.BigInteger), sa.Column("version", sa.BigInteger),
 )
+session = sa.Table(
+    "loom_session", md, sa.Column("id", ID, primary_key=True), sa.Column("token_hash", sa.String(64)), sa.Column("user_id", sa.BigInteger),
+    sa.Column("csrf", sa.String(64)), sa.Column("kind", sa.String(16)), sa.Column("ended_at", sa.DateTime), sa.Column("expires_at", sa.DateTime),
+)
+user = sa.Table("loom_user", md, sa.Column("id", ID, primary_key=True), sa.Column("active", sa.Boolean))
 templates = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")), autoescape=select_autoescape())
 
 
@@ -54,6 +62,21 @@ def engine(url: str) -> sa.Engine:
 
         return db
     return sa.create_engine(url, pool_size=10, max_overflow=10)
+
+
+def signed_in(request: Request) -> tuple[int, str] | None:
+    """(user id, CSRF token) of the request's live web session, or None."""
+    token = request.cookies.get("loom_session")
+    if not token:
+        return None
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    query = (sa.select(session.c.user_id, session.c.csrf).join(user, user.c.id == session.c.user_id)
+             .where(session.c.token_hash == digest, session.c.kind == "web", session.c.ended_at.is_(None), user.c.active.is_(True),
+                    sa.or_(session.c.expires_at.is_(None), session.c.expires_at > now)))
+    with request.app.state.db.connect() as conn:
+        row = conn.execute(query).first()
+    return (int(row.user_id), str(row.csrf)) if row else None
 
 
 def _cursor_out(row: Any, field: str) -> str:
@@ -103,6 +126,8 @@ def _json(value: Any) -> Any:
 
 
 def list_page(request: Request) -> Response:
+    if signed_in(request) is None:
+        return RedirectResponse("/login", status_code=303)
     db = request.app.state.db
     rows, nxt = page(db, request.query_params, 25)
     html = templates.get_template("limit_list.html").render(
@@ -118,6 +143,8 @@ def _one(db: sa.Engine, rid: int) -> dict[str, Any] | None:
 
 
 def record_page(request: Request) -> Response:
+    if signed_in(request) is None:
+        return RedirectResponse("/login", status_code=303)
     record = _one(request.app.state.db, int(request.path_params["id"]))
     if record is None:
         return HTMLResponse("not found", status_code=404)
@@ -125,6 +152,8 @@ def record_page(request: Request) -> Response:
 
 
 def api_list(request: Request) -> Response:
+    if signed_in(request) is None:
+        return JSONResponse({"error": {"code": "unauthorized", "message": "please log in"}}, status_code=401)
     try:
         limit = max(1, min(int(request.query_params.get("limit", 25)), 500))
     except ValueError:
@@ -134,6 +163,8 @@ def api_list(request: Request) -> Response:
 
 
 def api_get(request: Request) -> Response:
+    if signed_in(request) is None:
+        return JSONResponse({"error": {"code": "unauthorized", "message": "please log in"}}, status_code=401)
     record = _one(request.app.state.db, int(request.path_params["id"]))
     if record is None:
         return JSONResponse({"error": {"code": "not_found", "message": "no such record"}}, status_code=404)
@@ -155,18 +186,27 @@ def _parse(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def new_form(request: Request) -> Response:
-    return HTMLResponse(templates.get_template("limit_form.html").render(title="New", fields=FORM_FIELDS, values={}, errors={}))
+    found = signed_in(request)
+    if found is None:
+        return RedirectResponse("/login", status_code=303)
+    html = templates.get_template("limit_form.html").render(title="New", fields=FORM_FIELDS, values={}, errors={}, csrf=found[1])
+    return HTMLResponse(html)
 
 
 async def create(request: Request) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
     form = await request.form()
+    found = await run_in_threadpool(signed_in, request)
+    if found is None or form.get("csrf_token") != found[1]:
+        return HTMLResponse("forbidden", status_code=403)
     values, errors = _parse(form)
     if errors:
-        html = templates.get_template("limit_form.html").render(title="New", fields=FORM_FIELDS, values=form, errors=errors)
+        html = templates.get_template("limit_form.html").render(title="New", fields=FORM_FIELDS, values=form, errors=errors, csrf=found[1])
         return HTMLResponse(html, status_code=422)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    row = {**values, "active": True, "owner": 1, "created_by": 1, "updated_by": 1, "created_at": now, "updated_at": now, "version": 1}
-    from starlette.concurrency import run_in_threadpool
+    uid = found[0]
+    row = {**values, "active": True, "owner": uid, "created_by": uid, "updated_by": uid, "created_at": now, "updated_at": now, "version": 1}
 
     def insert() -> int:
         with request.app.state.db.begin() as conn:

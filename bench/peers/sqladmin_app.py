@@ -1,5 +1,7 @@
 """sqladmin on the bench tables: list (8 columns, a filter, sort, search), details, create; no authentication backend."""
 
+# ruff: noqa: RUF012  (the framework's declarative class attributes)
+
 from __future__ import annotations
 
 from sqladmin import Admin, ModelView
