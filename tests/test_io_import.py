@@ -228,7 +228,7 @@ def test_files_from_libreoffice_and_csv_encodings_import_alike(runtime: Runtime,
     got = _accounts(runtime)
     assert got["Libre"]["active"] is True and got["Libre"]["employees"] == 3 and got["Libre"]["notes"] == "joined"
     assert {got[f"中文公司{i}"]["category"] for i in range(3)} == {"key"}
-    semicolons = "Name;Employees\nSemi;1.234\n".encode()
+    semicolons = b"Name;Employees\nSemi;1.234\n"
     assert _run(runtime, _file(tmp_path, semicolons, "s.csv"), kind="csv", on_error="skip").failed == 1
 
 

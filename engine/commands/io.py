@@ -26,7 +26,7 @@ def add(subs: Any, common: argparse.ArgumentParser) -> None:
     e.add_argument("-o", "--output", required=True, help="the file to write")
     e.add_argument("--format", choices=["xlsx", "csv"], help="default: from the file name")
     e.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE", help="list filters, e.g. stage=won or amount__gte=100")
-    e.add_argument("--sort", help="sort field, '-' for descending")
+    e.add_argument("--sort", help="sort field, '-' for descending (--sort=-amount)")
     e.add_argument("--columns", help="comma-separated fields, or 'all' (default: the list's columns)")
     e.add_argument("--locale", default="en", help="header language (en, zh)")
     e.set_defaults(run=run_export)

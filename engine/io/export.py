@@ -57,7 +57,7 @@ def plan(rt: Runtime, access: Access, name: str, params: list[tuple[str, str]]) 
     got = dict(params)
     wanted = list(query.fields) or [n for n in (got.get("columns") or "").split(",") if n]
     if wanted == ["all"]:
-        wanted = [f.name for f in module.stored_fields]
+        wanted = [f.name for f in module.stored_fields if f.name in readable]
     names = [n for n in wanted or module.layout.list.columns if n in readable and module.by_name.get(n) and module.field(n).stored]
     unknown = [n for n in wanted if n != "all" and n not in names]
     if unknown:

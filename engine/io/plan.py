@@ -64,6 +64,7 @@ class Result:
     created: list[int] = field(default_factory=list)
     changed: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
     applied: bool = False
+    reader_kb: int = 0
 
     def sample(self, kind: str, entry: dict[str, Any]) -> None:
         """Keep the first rows of each kind for the preview."""

@@ -38,7 +38,7 @@ def file_kind(path: str, filename: str) -> str:
 
 def read_rows(path: str, kind: str, limits: Limits, sizes: dict[str, int] | None = None) -> Iterator[Row]:
     """(sheet row number, cells) for every row of the first sheet, within the limits; `sizes['rows']` gets
-    the row count as soon as it is known (for progress bars)."""
+    the row count as soon as it is known (for progress bars), `sizes['worker_kb']` the xlsx reader's peak memory."""
     sizes = {} if sizes is None else sizes
     rows = _xlsx_rows(path, limits, sizes) if kind == "xlsx" else _csv_rows(path, limits, sizes)
     for count, (number, cells) in enumerate(rows, start=1):
@@ -82,10 +82,13 @@ def _messages(proc: subprocess.Popen[bytes], sizes: dict[str, int]) -> Iterator[
             message = pickle.load(proc.stdout)
         except (EOFError, pickle.UnpicklingError):
             proc.wait()
-            raise FileRejected("the workbook could not be read within the limits (too many cells, or too slow)") from None
+            raise FileRejected("the workbook could not be read within the limits: its cells span too many rows and columns "
+                               "(a stray cell far below or right of the data?), or reading took too long") from None
         if message[0] == "done":
+            sizes["worker_kb"] = message[1]
             return
         if message[0] == "error":
+            sizes["worker_kb"] = message[3]
             raise ERRORS.get(message[1], FileRejected)(message[2])
         if message[0] == "start":
             number, sizes["rows"] = message[1], message[2]
@@ -139,6 +142,8 @@ def _lines(path: str) -> int:
 def _csv_rows(path: str, limits: Limits, sizes: dict[str, int]) -> Iterator[Row]:
     encoding = detect_encoding(path)
     sizes["rows"] = _lines(path)
+    if sizes["rows"] > limits.max_rows + limits.header_scan + 1:
+        raise FileRejected(f"the CSV has more than {limits.max_rows} rows (empty lines count too): split it into smaller files")
     with open(path, encoding=encoding, newline="") as f:
         delimiter = _delimiter(f.read(65_536))
         f.seek(0)

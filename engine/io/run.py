@@ -18,7 +18,7 @@ from engine.io.bulk import Draft, create_many
 from engine.io.cells import as_text, parse_cell
 from engine.io.limits import DEFAULT_LIMITS, Limits
 from engine.io.links import Resolver
-from engine.io.plan import Options, Problem, Result
+from engine.io.plan import SAMPLES, Options, Problem, Result
 from engine.io.sheet import Item, Sheet, items, open_sheet
 from engine.io.updates import update_item
 from engine.runtime import Runtime
@@ -81,6 +81,7 @@ def execute(rt: Runtime, access: Access, name: str, path: str, kind: str, option
                 _run_batch(job, batch)
                 if progress:
                     progress(result.records, max(sheet.total, result.records))
+            result.reader_kb = sheet.sizes.get("worker_kb", 0)
             keep = not options.dry_run and (not result.problems or options.on_error == "skip")
             if keep and finish:
                 finish(conn, result)
@@ -101,7 +102,8 @@ def _batches(job: Job, found: Iterable[Item]) -> Iterator[list[Item]]:
             yield batch
             batch, seen = [], set()
         batch.append(item)
-        seen.update(as_text(item.cells[n]) for n in names if item.cells.get(n) is not None)
+        if own:
+            seen.update(as_text(item.cells[n]) for n in names if item.cells.get(n) is not None)
     if batch:
         yield batch
 
@@ -119,7 +121,7 @@ def _run_batch(job: Job, batch: list[Item]) -> None:
             _fail(job, item, draft)
         elif action == "insert":
             inserts.append((item, draft))
-        else:
+        elif isinstance(target, dict):
             update_item(job, item, draft, target)
     _insert(job, inserts)
     job.resolver.forget_missing(job.module.name)
@@ -257,7 +259,8 @@ def _insert(job: Job, inserts: list[tuple[Item, Draft]]) -> None:
             continue
         job.result.inserted += 1
         job.result.created.append(draft.id or 0)
-        job.result.sample("insert", {"row": item.rows[0], "id": draft.id, "values": _shown(job, draft.values)})
+        if len(job.result.samples["insert"]) < SAMPLES:
+            job.result.sample("insert", {"row": item.rows[0], "id": draft.id, "values": _shown(job, draft.values)})
 
 
 def _computed(module: Module, name: str) -> bool:
@@ -286,11 +289,17 @@ def _shown(job: Job, values: dict[str, Any]) -> dict[str, str]:
 def _fail(job: Job, item: Item, draft: Draft) -> None:
     """Record the row's problems against the columns they came from."""
     job.result.failed += 1
+    rows: set[int] = set()
     for where, reason in draft.errors.items():
         row, target = _locate(item, where)
         column = job.headers_of.get(target) or _label(job, target)
         value = _cell_text(item, where, target)
         job.result.problems.append(Problem(row, column, value, reason))
+        rows.add(row)
+    for row in item.rows:  # the record's other rows go into the error report with it
+        if row not in rows:
+            job.result.problems.append(Problem(row, "", "", f"belongs to the record of row {item.rows[0]}, which has errors"))
+            rows.add(row)
 
 
 def _locate(item: Item, where: str) -> tuple[int, str]:

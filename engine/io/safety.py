@@ -25,7 +25,8 @@ except ImportError as exc:  # pragma: no cover - the dependency is declared
 OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 XML_SUFFIXES = (".xml", ".rels", ".vml")
-DTD_MARKS = (b"<!DOCTYPE", b"<!ENTITY")
+DTD_MARKS = tuple(mark.encode(codec) for mark in ("<!DOCTYPE", "<!ENTITY") for codec in ("ascii", "utf-16-le", "utf-16-be"))
+ROW_MARKS = (b"<row", b":row")
 MACRO_MARKS = (b"macroEnabled", b"vbaProject")
 CHUNK = 1 << 20
 
@@ -43,8 +44,9 @@ def sniff(head: bytes, filename: str) -> str:
     return "csv"
 
 
-def check_zip(path: str, limits: Limits) -> None:
-    """Refuse zip bombs, encrypted or macro workbooks and XML with DTDs, reading every entry as a stream."""
+def check_zip(path: str, limits: Limits) -> int:
+    """Refuse zip bombs, encrypted or macro workbooks and XML with DTDs, reading every entry as a stream;
+    returns how many bytes the workbook unpacks to."""
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -55,6 +57,7 @@ def check_zip(path: str, limits: Limits) -> None:
                 total += _scan(zf, info, limits)
                 if total > limits.max_unzipped:
                     raise FileRejected(f"the workbook unpacks to more than {limits.max_unzipped // 1_000_000} MB")
+            return total
     except (zipfile.BadZipFile, EOFError, zlib.error, OSError, NotImplementedError, ValueError):
         raise FileRejected("the file is damaged or incomplete (not a readable .xlsx workbook): save it again and retry") from None
 
@@ -86,9 +89,11 @@ def _check_kind(zf: zipfile.ZipFile, names: Iterable[str]) -> None:
 
 
 def _scan(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits) -> int:
-    """Stream one entry (the sizes in the zip headers are not trusted); XML parts must not declare a DTD."""
-    xml = info.filename.lower().endswith(XML_SUFFIXES)
-    seen, tail = 0, b""
+    """Stream one entry (the sizes in the zip headers are not trusted): XML parts must not declare a DTD, and
+    a worksheet's rows are counted here, before a reader allocates them (empty rows count too)."""
+    name = info.filename.lower()
+    xml, sheet = name.endswith(XML_SUFFIXES), name.startswith("xl/worksheets/")
+    seen, rows, tail = 0, 0, b""
     with zf.open(info) as stream:
         while chunk := stream.read(CHUNK):
             seen += len(chunk)
@@ -96,5 +101,10 @@ def _scan(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits) -> int:
                 raise FileRejected(f"part {info.filename} is larger than {limits.max_entry // 1_000_000} MB")
             if xml and any(mark in tail + chunk for mark in DTD_MARKS):
                 raise FileRejected(f"part {info.filename} declares a DTD or entities, which are not allowed")
-            tail = chunk[-16:]
+            if sheet:
+                rows += sum((tail[-3:] + chunk).count(mark) for mark in ROW_MARKS)
+                if rows > limits.max_rows + limits.header_scan:
+                    raise FileRejected(f"a sheet has more than {limits.max_rows} rows (empty rows count too): "
+                                       "delete the empty rows below the data, or split the file")
+            tail = chunk[-32:]
     return seen

@@ -24,6 +24,7 @@ class Sheet:
     names: list[Any] | None
     rows: Iterator[Row]
     total: int = 0
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 def open_sheet(path: str, kind: str, found: dict[str, Target], limits: Limits) -> Sheet:
@@ -45,7 +46,8 @@ def open_sheet(path: str, kind: str, found: dict[str, Target], limits: Limits) -
     names = head[at + 1][1] if at + 1 < len(head) and is_names_row(head[at + 1][1], found) else None
     rest = head[at + 1 + (names is not None):]
     headers = [str(c).strip() if c is not None else "" for c in header]
-    return Sheet(number, headers, names, chain(rest, rows), max(0, sizes.get("rows", 0) - at - 1 - (names is not None)))
+    total = max(0, sizes.get("rows", 0) - at - 1 - (names is not None))
+    return Sheet(number, headers, names, chain(rest, rows), total, sizes)
 
 
 @dataclass

@@ -67,22 +67,22 @@ def template(rt: Runtime, access: Access, name: str) -> bytes:
     lists = book.create_sheet("Lists")
     lists.sheet_state = "hidden"
     for i, t in enumerate(cols, start=1):
-        _column(sheet, lists, i, t, rt.spec, locale)
+        _column(sheet, lists, i, t, rt.spec, locale, access.actor.username)
     sheet.row_dimensions[2].hidden = True
     sheet.freeze_panes = "A3"
-    _example(book.create_sheet("Example" if locale != "zh" else "示例"), cols, rt.spec, locale)
+    _example(book.create_sheet("Example" if locale != "zh" else "示例"), cols, rt.spec, locale, access.actor.username)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
 
 
-def _column(sheet: Any, lists: Any, i: int, t: Target, spec: Spec, locale: str) -> None:
+def _column(sheet: Any, lists: Any, i: int, t: Target, spec: Spec, locale: str, me: str) -> None:
     letter = get_column_letter(i)
     required = t.field.required
     head = sheet.cell(row=1, column=i, value=t.label(locale) + (" *" if required else ""))
     head.font = Font(bold=True, color="B42318" if required else "000000")
     head.fill = REQUIRED_FILL if required else HEADER_FILL
-    head.comment = Comment(_hint(t, spec, locale), "Loom", width=300, height=120)
+    head.comment = Comment(_hint(t, spec, locale, me), "Loom", width=300, height=120)
     sheet.cell(row=2, column=i, value=t.name)
     sheet.column_dimensions[letter].width = max(12, min(40, len(head.value) * 2))
     choices = _choices(t.field, locale)
@@ -104,22 +104,22 @@ def _choices(f: Field, locale: str) -> list[str]:
     return []
 
 
-def _hint(t: Target, spec: Spec, locale: str) -> str:
-    en, zh = HINTS.get(t.field.type, ("text", "文本"))
+def _hint(t: Target, spec: Spec, locale: str, me: str) -> str:
+    hint_en, hint_zh = HINTS.get(t.field.type, ("text", "文本"))
     target = spec.module(t.field.module).label(locale) if t.field.type == "link" and t.field.module else ""
-    text = (zh if locale == "zh" else en).format(target=target)
     zh = locale == "zh"
+    text = (hint_zh if zh else hint_en).format(target=target)
     lines = [text, ("必填" if zh else "Required") if t.field.required else "",
-             f"{'示例' if zh else 'Example'}: {_example_value(t.field, spec, locale)}", f"{'字段' if zh else 'Field'}: {t.name}"]
+             f"{'示例' if zh else 'Example'}: {_example_value(t.field, spec, locale, me)}", f"{'字段' if zh else 'Field'}: {t.name}"]
     return "\n".join(line for line in lines if line)
 
 
-def _example_value(f: Field, spec: Spec, locale: str) -> Any:
+def _example_value(f: Field, spec: Spec, locale: str, me: str) -> Any:
     zh = locale == "zh"
     samples: dict[str, Any] = {
         "text": "示例" if zh else "Example", "textarea": "备注" if zh else "Some notes", "integer": 12, "decimal": 1234.5,
         "currency": 1234.5, "percent": 40, "boolean": "是" if zh else "Yes", "date": "2026-11-22", "datetime": "2026-11-22 14:30",
-        "user": "admin", "email": "name@example.com", "phone": "+86 138 0000 0000", "url": "https://example.com", "attachment": "",
+        "user": me, "email": "name@example.com", "phone": "+86 138 0000 0000", "url": "https://example.com", "attachment": "",
     }
     if f.type in ("select", "multiselect") and f.options:
         return ", ".join(o.label(locale) for o in f.options[: 1 + (f.type == "multiselect")])
@@ -128,9 +128,9 @@ def _example_value(f: Field, spec: Spec, locale: str) -> Any:
     return samples.get(f.type, "")
 
 
-def _example(sheet: Any, cols: list[Target], spec: Spec, locale: str) -> None:
+def _example(sheet: Any, cols: list[Target], spec: Spec, locale: str, me: str) -> None:
     for i, t in enumerate(cols, start=1):
         sheet.cell(row=1, column=i, value=t.label(locale)).font = Font(bold=True)
-        value = _example_value(t.field, spec, locale)
+        value = _example_value(t.field, spec, locale, me)
         cell = sheet.cell(row=2, column=i, value=value)
         cell.data_type = "s" if isinstance(value, str) else cell.data_type

@@ -1,7 +1,8 @@
 """Reads one workbook's first sheet in a child process with a memory cap and sends its rows on stdout.
 
-A hostile sheet can make a reader allocate rows × columns cells at once; in a child process with
-RLIMIT_AS that ends the child, never the server. Run as `python -m engine.io.xlsx_worker PATH LIMITS_JSON`.
+A hostile sheet can make a reader allocate rows × columns cells at once (one stray cell far away is enough); in a
+child process whose address space is capped in proportion to the unpacked workbook, that allocation fails at once
+and ends the child, never the server. Run as `python -m engine.io.xlsx_worker PATH LIMITS_JSON`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from engine.io.safety import check_zip
 
 BATCH = 2_000
 MEMORY_CAP = 2_000_000_000
+BASE_MEMORY = 256_000_000
+PER_BYTE = 16  # a legitimate sheet needs about 3 bytes of memory per byte of XML; a stray far cell needs gigabytes
 
 
 def _send(out: BinaryIO, message: tuple[Any, ...]) -> None:
@@ -26,7 +29,9 @@ def _send(out: BinaryIO, message: tuple[Any, ...]) -> None:
 def _read(path: str, limits: Limits, out: BinaryIO) -> None:
     from python_calamine import CalamineWorkbook
 
-    check_zip(path, limits)
+    unpacked = check_zip(path, limits)
+    cap = min(MEMORY_CAP, BASE_MEMORY + PER_BYTE * unpacked)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, MEMORY_CAP))
     sheet = CalamineWorkbook.from_path(path).get_sheet_by_index(0)
     if sheet.width > limits.max_columns:
         raise FileRejected(f"the sheet has {sheet.width} columns (at most {limits.max_columns})")
@@ -41,7 +46,17 @@ def _read(path: str, limits: Limits, out: BinaryIO) -> None:
             _send(out, ("rows", batch))
             batch = []
     _send(out, ("rows", batch))
-    _send(out, ("done",))
+    _send(out, ("done", peak_kb()))
+
+
+def peak_kb() -> int:
+    """This process's peak resident memory in KiB since it started (VmHWM: getrusage would count the
+    parent's memory at fork time)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main(argv: list[str]) -> int:
@@ -53,11 +68,11 @@ def main(argv: list[str]) -> int:
     try:
         _read(path, limits, out)
     except FileRejected as exc:
-        _send(out, ("error", exc.status, exc.message))
+        _send(out, ("error", exc.status, exc.message, peak_kb()))
     except MemoryError:
-        _send(out, ("error", 422, "the sheet is too large to read (too many cells)"))
+        _send(out, ("error", 422, "the sheet is too large to read (too many cells)", peak_kb()))
     except Exception as exc:  # calamine's own errors: damaged or unreadable parts
-        _send(out, ("error", 422, f"the workbook could not be read: {type(exc).__name__}: {str(exc)[:200]}"))
+        _send(out, ("error", 422, f"the workbook could not be read: {type(exc).__name__}: {str(exc)[:200]}", peak_kb()))
     out.flush()
     return 0
 

@@ -1,8 +1,8 @@
 """Spreadsheet screens and API: export a list view, the import template, upload → map → preview → apply → undo.
 
-The API exports with `GET /api/<module>/export/xlsx|csv?<list parameters>` (also `/api/<module>/export?format=`)
-and imports with `POST /api/<module>/import` (multipart `file`, optional mode, key, on_error, dry_run, mapping as
-JSON); `GET /api/<module>/import/<id>` is an import's status, `POST …/<id>/undo` undoes it.
+The API exports with `GET /api/<module>/export/xlsx|csv?<list parameters>` and imports with `POST /api/<module>/import`
+(multipart `file`, optional mode, key, on_error, dry_run, mapping as JSON); `GET /api/<module>/import/<id>` is an import's
+status, `POST …/<id>/undo` undoes it.
 """
 
 from __future__ import annotations
@@ -133,8 +133,8 @@ def _proposal(ctx: Ctx, name: str, path: str, kind: str, options: Options) -> di
 def upload(ctx: Ctx) -> Response:
     """Receive a file, check it, propose the column mapping; then the mapping page."""
     name = _module(ctx)
-    path, filename, kind = _store(ctx)
     options = _options(_form_values(ctx))
+    path, filename, kind = _store(ctx)
     try:
         proposal = _proposal(ctx, name, path, kind, options)
     except Exception:
@@ -191,7 +191,7 @@ def _start(ctx: Ctx, entry: log.Entry, action: str) -> Response:
     if entry.running:
         raise Invalid("this import is already running")
     thread = jobs.start(ctx.rt, ctx.access, entry, action, _board(ctx))
-    thread.join(WAIT_SECONDS)
+    thread.join(float(getattr(ctx.request.app.state, "import_wait", WAIT_SECONDS)))
     return RedirectResponse(f"/m/{entry.module}/import/{entry.id}", status_code=303)
 
 
@@ -224,16 +224,17 @@ def errors_file(ctx: Ctx) -> Response:
 def api_import(ctx: Ctx) -> Response:
     """Import in one call: dry run or apply, answered with the counts, the samples and every problem."""
     name = _module(ctx)
-    path, filename, kind = _store(ctx)
     values = _form_values(ctx)
     mapping = _api_mapping(values.get("mapping"))
     options = _options(values)
+    path, filename, kind = _store(ctx)
     import_id = log.start(ctx.rt, name, ctx.user.id if ctx.user else None, filename, kind, path, options)
     try:
         result = execute(ctx.rt, ctx.access, name, path, kind, _with_mapping(ctx, name, path, kind, options, mapping),
                          finish=lambda conn, r: log.record_changes(conn, ctx.rt, import_id, r))
     except Exception as exc:
         log.mark(ctx.rt, import_id, status="failed", message=str(getattr(exc, "message", "failed")))
+        os.unlink(path)
         raise
     status = "previewed" if options.dry_run else "done" if result.applied else "failed"
     log.finish(ctx.rt, import_id, status, result)
@@ -310,7 +311,6 @@ def routes() -> list[Route]:
     """Export, template and import routes for every module."""
     return [
         Route("/m/{module}/export", handler(export_list), methods=["GET"], name="io_export"),
-        Route("/api/{module}/export", handler(export_list), methods=["GET"], name="api_io_export"),
         Route("/api/{module}/export/{format}", handler(export_list), methods=["GET"], name="api_io_export_as"),
         Route("/m/{module}/import/template.xlsx", handler(download_template), methods=["GET"], name="io_template"),
         Route("/api/{module}/import/template.xlsx", handler(download_template), methods=["GET"], name="api_io_template"),

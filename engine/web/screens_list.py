@@ -177,7 +177,7 @@ def screen_extras(ctx: Ctx, module: Module, params: ListParams) -> dict[str, Any
     """The filter form, saved views, export links and what the user may do here."""
     url, access = paths(ctx), ctx.access
     export = route_path(ctx, "io_export", module=module.name)
-    query = params.query_params(module)
+    query = params.query_params(module) + ([("columns", ",".join(params.columns))] if params.columns else [])
     kanban = module.layout.list.kanban
     return {
         "filters": filter_widgets(ctx, module, params),
