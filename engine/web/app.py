@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from engine.auth.config import from_environ
 from engine.errors import LoomError, Unauthorized
 from engine.runtime import Runtime, Settings, open_runtime
 from engine.tables import refresh_statistics
@@ -124,6 +127,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+def middleware(trusted_proxies: list[str] | None) -> list[Middleware]:
+    """Security headers on every response; first, when proxies are trusted, the scheme and client address they forward."""
+    found = [Middleware(SecurityHeaders)]
+    if trusted_proxies:
+        found.insert(0, Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies))
+    return found
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None, **state: Any) -> Starlette:
     """Build one app: load metadata, bring the schema up to date, mount every route."""
     from engine.migrate import ensure_schema
@@ -132,8 +143,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     if rt.settings.auto_migrate:
         ensure_schema(rt)
         refresh_statistics(rt.db, rt.tables)
+    state = from_environ(os.environ) | state
     app = Starlette(
-        debug=False, routes=routes(), middleware=[Middleware(SecurityHeaders)],
+        debug=False, routes=routes(), middleware=middleware(state.get("trusted_proxies")),
         exception_handlers={LoomError: _loom_error, HTTPException: _http_error, Exception: _server_error},
     )
     app.state.runtime = rt

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
-import threading
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +58,7 @@ class Ctx:
     def is_htmx(self) -> bool:
         """Whether HTMX sent the request (it then wants a fragment)."""
         return self.request.headers.get("hx-request") == "true"
+
 
 _RELOAD = threading.Lock()
 
@@ -156,7 +157,7 @@ def follow_revision(request: Request, rt: Runtime, store: PolicyStore) -> Runtim
 
 
 def client_ip(request: Request) -> str | None:
-    """The caller's address (as the server sees it; run behind a proxy with --proxy-headers)."""
+    """The caller's address (behind a proxy listed in LOOM_TRUSTED_PROXIES: the address it forwards)."""
     return request.client.host if request.client else None
 
 
