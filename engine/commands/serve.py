@@ -22,21 +22,34 @@ def run(args: argparse.Namespace) -> int:
     """Check the metadata, migrate, optionally load the demo, then serve."""
     import uvicorn
 
-    from engine.loader import load
     from engine.migrate import ensure_schema
     from engine.runtime import Settings, open_runtime
 
-    load(Path(args.metadata))  # invalid metadata: every problem listed, nothing starts
-    settings = Settings(metadata=Path(args.metadata), db_url=args.db)
-    rt = open_runtime(settings)
+    rt = open_runtime(Settings(metadata=Path(args.metadata), db_url=args.db))  # invalid metadata: every problem listed, nothing starts
     ensure_schema(rt)
     if args.demo:
         from engine.demo import load_demo
 
         load_demo(rt, size="small", only_if_empty=True, echo=print)
-    rt.db.dispose()
     os.environ["LOOM_METADATA"], os.environ["LOOM_DATABASE_URL"] = str(args.metadata), args.db
     print(f"Loom serving {args.metadata} on http://{args.host}:{args.port}/ (database {args.db})", flush=True)
-    uvicorn.run("engine.web.asgi:app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level="warning", proxy_headers=False)
+    options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "warning", "proxy_headers": False}
+    if args.workers == 1:
+        uvicorn.run(in_process(rt), **options)  # the runtime just opened serves: metadata is not loaded twice
+        return 0
+    rt.db.dispose()
+    uvicorn.run("engine.web.asgi:app", factory=True, workers=args.workers, **options)
     return 0
+
+
+def in_process(rt: Any) -> Any:
+    """The app of one worker on an open runtime, with the daily recompute running beside it."""
+    import threading
+
+    from engine.recompute import start_daily
+    from engine.web.app import create_app
+
+    made = create_app(runtime=rt)
+    made.state.stop_jobs = threading.Event()
+    start_daily(rt, made.state.stop_jobs)
+    return made
