@@ -23,6 +23,7 @@ from engine.demo_rows import Maker, Rejected, Tables, counted, derived, literal,
 from engine.demo_values import Row, Store, World
 from engine.errors import Invalid, MetadataError, NotFound, Problem
 from engine.expr import compile_expr
+from engine.rollups import refresh_all
 from engine.runtime import Runtime
 from engine.spec import Field, Module, Spec
 from engine.tables import refresh_statistics
@@ -86,6 +87,9 @@ def load_demo(rt: Runtime, size: str = "small", only_if_empty: bool = True, echo
         world.users = _users(conn, plan, echo)
         _prepare_stores(world)
         counts = _modules(conn, rt, world, size, echo)
+        began = time.perf_counter()
+        if refresh_all(conn, rt):
+            echo(f"  {'(rollups)':<20} {'':>9}       {time.perf_counter() - began:.2f} s")
     refresh_statistics(rt.db, rt.tables)
     seconds = time.perf_counter() - started
     message = f"demo ({size}) loaded: {sum(counts.values()):,} rows in {seconds:.1f} s"

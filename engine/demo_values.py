@@ -126,12 +126,14 @@ class Row:
             self.cached[name] = float(value) if isinstance(value, Decimal) else value
 
     def scope(self) -> dict[str, Any]:
-        """Names for expressions: the row's fields (numbers as floats), n, parent, source, row, draws and helpers."""
+        """Names for expressions: n, parent, source, row and helpers, then the row's fields (numbers as floats: a field
+        set under one of those names, such as a customer's `source`, wins over it), then the draws."""
         if self.cached is None:
-            out = floats(self.values)
+            out: dict[str, Any] = {"n": self.n, "k": self.k, "parent": floats(self.parent or {}), "source": self.source,
+                                   "row": floats(self.row or {}), "anchor": self.world.anchor, "rand": self.rng.random,
+                                   "randint": self.rng.randint, "days": _days}
+            out.update(floats(self.values))
             out.update(self.draws)
-            out.update(n=self.n, k=self.k, parent=floats(self.parent or {}), source=self.source, row=floats(self.row or {}),
-                       anchor=self.world.anchor, rand=self.rng.random, randint=self.rng.randint, days=_days)
             self.cached = out
         return self.cached
 
@@ -140,7 +142,7 @@ class Row:
         if head == "anchor":
             return self.world.anchor
         value: Any = {"n": self.n, "k": self.k, "parent": self.parent, "source": self.source, "row": self.row}.get(head) \
-            if head in SPECIAL else self.draws[head] if head in self.draws else self.values.get(head)
+            if head in SPECIAL and head not in self.values else self.draws[head] if head in self.draws else self.values.get(head)
         for key in keys:
             value = value.get(key) if isinstance(value, Mapping) else None
         return value

@@ -17,7 +17,7 @@ from engine.runtime import Runtime
 from engine.spec import Field, Module, Spec
 
 BATCH = 1000
-MEASURES = ("count", "sum", "avg", "min", "max")
+NUMERIC = ("integer", "decimal", "currency", "percent", None)
 
 
 def rollup_fields(module: Module) -> list[Field]:
@@ -51,7 +51,8 @@ def _summary(rt: Runtime, module: Module, f: Field, table: sa.Table) -> sa.Colum
     query = parse_list_query(source, list(r.filter), {g.name for g in source.stored_fields})
     sub = sa.select(measure).where(src.c[r.link] == table.c.id, *where_clause(src, source, query.conditions, None)).scalar_subquery()
     value = sa.func.coalesce(sub, 0) if r.measure in ("count", "sum") else sub
-    return sa.cast(value, table.c[f.name].type)
+    # numbers take the column's type (an average of integers); a date is left as stored (SQLite casts text to a number)
+    return sa.cast(value, table.c[f.name].type) if f.result in NUMERIC else value
 
 
 def refresh(conn: sa.Connection, rt: Runtime, module: Module, ids: Iterable[int] | None = None) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from engine import expr, records
 from engine.access import Actor, SystemAccess
@@ -19,7 +20,7 @@ from engine.errors import Invalid
 from engine.gate import RoleAccess
 from engine.loader import load
 from engine.migrate import ensure_schema
-from engine.recompute import clock_formulas, recompute
+from engine.recompute import clock_formulas, daily, recompute
 from engine.runtime import Runtime, Settings, make_engine, open_runtime
 from engine.spec import Label, Spec
 
@@ -273,26 +274,45 @@ def test_contract_totals_and_payment_plan(crm: Runtime) -> None:
     assert set(no_date.value.fields) == {"sign_date"}
 
 
-def test_customer_score_is_a_guarded_stored_figure(crm: Runtime) -> None:
+def test_customer_value_is_summed_from_payments_and_wins(crm: Runtime) -> None:
     manager = _as(crm, add_test_user(crm, "mgr", ("sales_manager",)), "sales_manager")
-    rep = _as(crm, add_test_user(crm, "rep", ("sales_rep",)), "sales_rep")
-    assert crm.spec.module("customer").field("score").type == "integer"
-    assert _create(crm, "customer", name="New Co")["score"] == 0
-    for bad in ("-5", "lots", "100000001"):
-        with pytest.raises(Invalid) as wrong:
-            records.create(crm, manager, "customer", {"name": f"Bad {bad}", "score": bad})
-        assert set(wrong.value.fields) == {"score"}, bad
-    assert records.create(crm, manager, "customer", {"name": "Good Co", "score": "1200"})["score"] == 1200
-    with pytest.raises(Invalid) as refused:  # reps read the score but cannot raise their own customers'
-        records.create(crm, rep, "customer", {"name": "Mine", "score": "999"})
+    customer = _create(crm, "customer", name="Value Co")
+    assert (customer["score"], customer["paid_total"], customer["won_count"]) == (0, Decimal("0.00"), 0)
+    _create(crm, "payment", customer=customer["id"], amount="25400")
+    _create(crm, "payment", customer=customer["id"], amount="600")
+    _create(crm, "opportunity", name="Won", customer=customer["id"], stage="won", amount="90000", actual_close_date=_days(-1))
+    _create(crm, "opportunity", name="Open", customer=customer["id"], stage="initial", amount="50000")
+    customer = records.get(crm, SYSTEM, "customer", customer["id"])
+    assert (customer["paid_total"], customer["won_count"]) == (Decimal("26000.00"), 1)
+    assert customer["score"] == 26 + 100  # 1 point per 1,000 received, 100 per opportunity won
+    with pytest.raises(Invalid) as refused:  # a summary is computed, never typed in, even by a manager
+        records.create(crm, manager, "customer", {"name": "Mine", "score": "999"})
     assert set(refused.value.fields) == {"score"}
 
 
-def test_days_without_follow_up(crm: Runtime) -> None:
-    never = _create(crm, "customer", name="Never called")
-    assert never["days_since_followup"] == 0  # counted from the day the customer was entered
-    called = _create(crm, "customer", name="Called", last_followed_at=f"{_days(-7)}T10:00:00")
-    assert called["days_since_followup"] == 7
+def test_follow_ups_and_the_pool_rule(crm: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    rep_id = add_test_user(crm, "rep", ("sales_rep",))
+    never = _create(crm, "customer", name="Never called", owner=rep_id)
+    called = _create(crm, "customer", name="Called", owner=rep_id)
+    assert never["days_since_followup"] == 0  # counted from the day the customer was entered or assigned
+    _create(crm, "activity", subject="Visit", kind="visit", status="done", customer=called["id"], done_at=f"{_days(0)}T10:00:00")
+    _create(crm, "activity", subject="Plan", kind="task", status="done", customer=never["id"], done_at=f"{_days(0)}T10:00:00")
+    called = records.get(crm, SYSTEM, "customer", called["id"])
+    assert called["last_followed_at"] is not None and called["days_since_followup"] == 0
+    assert records.get(crm, SYSTEM, "customer", never["id"])["last_followed_at"] is None  # a task is no follow-up
+    monkeypatch.setitem(expr.FUNCTIONS, "today", lambda: TODAY + dt.timedelta(days=29))
+    daily(crm)
+    assert records.get(crm, SYSTEM, "customer", never["id"])["owner"] == rep_id  # 29 days: still the rep's
+    _create(crm, "activity", subject="Call", kind="call", status="done", customer=called["id"], done_at=f"{_days(29)}T09:00:00")
+    monkeypatch.setitem(expr.FUNCTIONS, "today", lambda: TODAY + dt.timedelta(days=30))
+    daily(crm)
+    never, called = (records.get(crm, SYSTEM, "customer", c["id"]) for c in (never, called))
+    assert never["owner"] is None and never["days_since_followup"] == 30  # 30 days without a follow-up: back to the pool
+    assert called["owner"] == rep_id and called["days_since_followup"] == 1
+    with crm.db.connect() as conn:
+        log = crm.tables["customer_assignment"]
+        moves = conn.execute(sa.select(log.c.customer, log.c.action)).all()
+    assert [tuple(m) for m in moves] == [(never["id"], "auto_release")]
 
 
 def test_survey_overall_is_the_average_of_the_scores_given(crm: Runtime) -> None:

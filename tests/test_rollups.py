@@ -33,6 +33,7 @@ fields:
     rollup: {module: order_form, link: client, measure: max, field: amount, filter: {status__in: "won,paid"}}
   - {name: score, type: formula, result: integer, expr: "int((paid or 0) / 100) + 10 * (open_orders or 0)"}
   - {name: owned_since, type: datetime, on_change_of: owner}
+  - {name: last_move, type: formula, result: date, rollup: {module: order_form, link: client, measure: max, field: status_since}}
 """
 ORDER = """
 name: order_form
@@ -99,7 +100,11 @@ def test_filters_and_measures(rt: Runtime) -> None:
     assert (c["open_orders"], c["biggest_won"], c["score"]) == (1, Decimal("900.00"), 10)
     records.update(rt, SYSTEM, "order_form", o1["id"], {"status": "paid", "amount": "1200"}, o1["version"])
     c = _client(rt, a)
-    assert (c["open_orders"], c["biggest_won"], c["score"]) == (0, Decimal("1200.00"), 0)
+    assert (c["open_orders"], c["biggest_won"], c["score"], c["last_move"]) == (0, Decimal("1200.00"), 0, dt.date.today())
+    with rt.db.begin() as conn:
+        conn.execute(sa.update(rt.tables["order_form"]).values(status_since=dt.date(2021, 5, 6)))
+        rollups.refresh(conn, rt, rt.spec.module("client"), [a])
+    assert _client(rt, a)["last_move"] == dt.date(2021, 5, 6)  # a date stays a date on every database
 
 
 def test_the_daily_job_repairs_rows_written_around_the_records_service(rt: Runtime) -> None:
