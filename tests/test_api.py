@@ -140,7 +140,7 @@ def test_two_updates_from_the_same_version_one_wins(app: Any) -> None:
 
 
 def test_a_conflict_does_not_reveal_fields_the_user_cannot_read(app: Any) -> None:
-    rep, rep_id = client(app, "rep", "rep")
+    rep, _rep_id = client(app, "rep", "rep")
     admin, _ = client(app, "admin", "admin")
     made = rep.post("/api/account", json={"name": "Mine"}).json()
     assert admin.patch(f"/api/account/{made['id']}", json={"version": 1, "secret_score": 98765, "notes": "n"}).status_code == 200

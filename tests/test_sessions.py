@@ -102,7 +102,8 @@ def test_idle_and_absolute_timeouts_invalidate_a_replayed_cookie(make_app: Calla
     absolute = login(app, "bob", ("rep",)).cookies["loom_session"]
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with rt.db.begin() as conn:
-        conn.execute(sa.update(table).where(table.c.token_hash == sessions.digest(idle)).values(last_seen=now - sessions.IDLE - dt.timedelta(seconds=5)))
+        stale = now - sessions.IDLE - dt.timedelta(seconds=5)
+        conn.execute(sa.update(table).where(table.c.token_hash == sessions.digest(idle)).values(last_seen=stale))
         conn.execute(sa.update(table).where(table.c.token_hash == sessions.digest(absolute)).values(expires_at=now - dt.timedelta(seconds=5)))
     assert _replay(app, idle) == 401
     assert _replay(app, absolute) == 401
