@@ -73,7 +73,7 @@ def conforms(app: Any, auth: dict[str, str], seeded: dict[str, int], method: str
     cases = st.one_of(*(operation.as_strategy(generation_mode=mode, path_parameters=ids) for mode in MODES for ids in known))
 
     @given(case=cases)
-    @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
               suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
         body = case.body
