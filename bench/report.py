@@ -1,0 +1,166 @@
+"""The one table of a bench run: Loom's figure, each peer's and the limit's, the ratios, the targets; JSON under bench/results/.
+
+A result is a flat record: {"kind": "web"|"batch", "db", "rows", "workers", "scenario", "contender", ...figures}.
+Web figures: rps, median_ms, p99_ms (under load), single_ms (one request at a time). Batch figures: seconds, peak_mb.
+Ratios compare speed both ways: peer / Loom is the peer's throughput over Loom's (for batch, Loom's seconds over the
+peer's), so below 0.5 means Loom is more than twice as fast; Loom / limit is Loom's throughput over the limit's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PEERS = ("sqladmin", "starlette_admin", "django")
+OTHERS = ("limit", *PEERS)
+Row = dict[str, Any]
+Key = tuple[str, str, str, str]
+
+
+def key(r: Row) -> Key:
+    """Where a result sits in the table: database, rows, workers, scenario."""
+    return (str(r.get("db", "-")), str(r.get("rows", "-")), str(r.get("workers", "-")), str(r["scenario"]))
+
+
+def speed(r: Row | None) -> float:
+    """Bigger is faster: requests per second for web, 1 / seconds for batch."""
+    if r is None:
+        return math.nan
+    if r["kind"] == "web":
+        return float(r["rps"])
+    return 1 / float(r["seconds"]) if r["seconds"] else math.nan
+
+
+def cell(r: Row | None) -> str:
+    """One contender's figure, short."""
+    if r is None:
+        return "-"
+    if r["kind"] == "web":
+        return f"{r['rps']:.0f}/s {r['median_ms']:.0f}/{r['p99_ms']:.0f}ms 1x{r['single_ms']:.1f}"
+    return f"{r['seconds']:.2f}s {r.get('peak_mb', math.nan):.0f}MB"
+
+
+def grouped(results: Iterable[Row]) -> dict[Key, dict[str, Row]]:
+    """Results by table row, then by contender (in the order they were measured)."""
+    table: dict[Key, dict[str, Row]] = {}
+    for r in results:
+        table.setdefault(key(r), {})[str(r["contender"])] = r
+    return table
+
+
+def _ratio(a: float, b: float) -> str:
+    return "-" if math.isnan(a) or math.isnan(b) or b == 0 else f"{a / b:.2f}"
+
+
+def lines(results: list[Row]) -> list[str]:
+    """The table as Markdown lines (read as plain text in a terminal too)."""
+    table = grouped(results)
+    present = [c for c in OTHERS if any(c in row for row in table.values())]
+    head = ["db", "rows", "w", "scenario", "loom", *present, "loom/limit", *(f"{p}/loom" for p in present if p != "limit")]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k, row in table.items():
+        loom = row.get("loom")
+        cells = [*k, cell(loom), *(cell(row.get(c)) for c in present), _ratio(speed(loom), speed(row.get("limit")))]
+        cells += [_ratio(speed(row.get(p)), speed(loom)) for p in present if p != "limit"]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _verdict(name: str, value: float, op: str, goal: float) -> dict[str, Any]:
+    met = (value <= goal if op == "<=" else value < goal if op == "<" else value >= goal) if not math.isnan(value) else None
+    return {"target": name, "measured": value, "op": op, "goal": goal, "met": met}
+
+
+def _web_targets(k: Key, row: dict[str, Row]) -> list[dict[str, Any]]:
+    loom, where = row.get("loom"), " ".join(k[:3]) + " " + k[3]
+    if loom is None or loom["kind"] != "web" or k[3].startswith("wide_"):
+        return []
+    found = [_verdict(f"{where}: {p} / loom throughput", speed(row[p]) / speed(loom), "<=", 0.5) for p in PEERS if p in row]
+    if "limit" in row:
+        found.append(_verdict(f"{where}: loom / limit throughput", speed(loom) / speed(row["limit"]), ">=", 0.7))
+    if k[1] == "1000000" and k[3] in ("list", "list_deep", "api_list"):
+        found.append(_verdict(f"{where}: loom median ms, one request at a time", float(loom["single_ms"]), "<", 50))
+    return found
+
+
+def _rule_targets(table: dict[Key, dict[str, Row]]) -> list[dict[str, Any]]:
+    found = []
+    for k, row in table.items():
+        if not k[3].endswith("_ruled") or "loom" not in row:
+            continue
+        plain = table.get((*k[:3], k[3].replace("_ruled", "_plain")), {}).get("loom")
+        if plain is not None:
+            cost = speed(plain) / speed(row["loom"]) - 1
+            found.append(_verdict(f"{' '.join(k[:3])} {k[3].removesuffix('_ruled')}: field-rule cost (plain / ruled - 1)", cost, "<=", 0.10))
+    return found
+
+
+def _deep_targets(table: dict[Key, dict[str, Row]]) -> list[dict[str, Any]]:
+    found = []
+    for k, row in table.items():
+        first = table.get((*k[:3], "list"), {}).get("loom")
+        if k[3] == "list_deep" and "loom" in row and first is not None:
+            ratio = float(row["loom"]["single_ms"]) / float(first["single_ms"])
+            found.append(_verdict(f"{' '.join(k[:3])}: deep page / first page latency", ratio, "<=", 1.5))
+    return found
+
+
+def _batch_targets(results: list[Row]) -> list[dict[str, Any]]:
+    goals = {"metadata_crm": 0.3, "metadata_300": 3.0}
+    return [_verdict(f"{r['scenario']}: load + validate + build, s", float(r["seconds"]), "<", goals[r["scenario"]])
+            for r in results if r["scenario"] in goals and r["contender"] == "loom"]
+
+
+def targets(results: list[Row]) -> list[dict[str, Any]]:
+    """Every target of issues 3, 4 and 7 that the results can judge."""
+    table = grouped(results)
+    found = [t for k, row in table.items() for t in _web_targets(k, row)]
+    return found + _deep_targets(table) + _rule_targets(table) + _batch_targets(results)
+
+
+def target_lines(found: list[dict[str, Any]]) -> list[str]:
+    """The verdicts, one a line."""
+    mark = {True: "met", False: "MISSED", None: "n/a"}
+    return [f"{mark[t['met']]:>6}  {t['target']}: {t['measured']:.3g} (target {t['op']} {t['goal']:g})" for t in found]
+
+
+def write(report: dict[str, Any]) -> Path:
+    """Write the run as a timestamped JSON file and as latest.json; return the timestamped path."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bench-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.json"
+    text = json.dumps(report, indent=1, default=str)
+    out.write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    return out
+
+
+def io_rows(limit_rows: set[int] | None = None) -> list[Row]:
+    """The spreadsheet results of `python -m bench.io_bench` (its newest file per database and size), as table rows."""
+    newest: dict[tuple[str, int], Path] = {}
+    for path in sorted(RESULTS.glob("io-*.json")):
+        data = json.loads(path.read_text())
+        if limit_rows is None or data["rows"] in limit_rows:
+            newest[(data["db"], data["rows"])] = path
+    rows: list[Row] = []
+    for (db, n), path in sorted(newest.items()):
+        phases = json.loads(path.read_text())["phases"]
+        pairs = {"xlsx_import": {"loom": "loom_import", "django": "django_import"}, "xlsx_export": {"loom": "loom_export", "django": "django_export"}}
+        for scenario, who in pairs.items():
+            for contender, phase in who.items():
+                if phase in phases:
+                    p = phases[phase]
+                    rows.append({"kind": "batch", "db": db, "rows": n, "workers": "-", "scenario": scenario, "contender": contender,
+                                 "seconds": p["seconds"], "peak_mb": (p.get("self_kb", 0) + p.get("worker_kb", 0)) / 1024,
+                                 "source": path.name})
+        if "raw_read" in phases and "raw_insert" in phases:
+            rows.append({"kind": "batch", "db": db, "rows": n, "workers": "-", "scenario": "xlsx_import", "contender": "limit",
+                         "seconds": phases["raw_read"]["seconds"] + phases["raw_insert"]["seconds"], "peak_mb": math.nan, "source": path.name})
+        if "raw_write" in phases:
+            rows.append({"kind": "batch", "db": db, "rows": n, "workers": "-", "scenario": "xlsx_export", "contender": "limit",
+                         "seconds": phases["raw_write"]["seconds"], "peak_mb": phases["raw_write"].get("self_kb", 0) / 1024, "source": path.name})
+    return rows
