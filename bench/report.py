@@ -164,3 +164,72 @@ def io_rows(limit_rows: set[int] | None = None) -> list[Row]:
             rows.append({"kind": "batch", "db": db, "rows": n, "workers": "-", "scenario": "xlsx_export", "contender": "limit",
                          "seconds": phases["raw_write"]["seconds"], "peak_mb": phases["raw_write"].get("self_kb", 0) / 1024, "source": path.name})
     return rows
+
+
+INTRO = """## Benchmarks
+
+`python -m bench` runs Loom, the peers and the hand-written limit on the same generated data (customers, contacts,
+opportunities; 10k, 100k or 1M rows; SQLite and PostgreSQL) on this machine, prints one table and writes it as JSON
+under `bench/results/` (a timestamped file and `latest.json`):
+
+```
+python -m bench --rows 100000,1000000 --db sqlite,postgresql --workers 1 --peer-rows 100000
+python -m bench --quick --rows 10000 --db sqlite          # a smoke test in about three minutes
+python -m bench --rows 1000000 --no-peers --only list list_deep api_list api_get
+python -m bench.report --readme                           # put bench/results/latest.json into this section
+```
+
+- **Contenders.** Loom (`bench/bundle`), the *limit* — a hand-written Starlette + SQLAlchemy Core app serving the same
+  pages and JSON with no metadata layer (`bench/peers/limit_app.py`) — and the peers sqladmin, starlette-admin and
+  Django admin (+ django-import-export for spreadsheets), configured on the same tables. Each peer is installed by the
+  bench command into its own virtual environment under `bench/.venvs/` (never one of Loom's dependencies); the limit's
+  environment pins the Starlette, SQLAlchemy and uvicorn versions Loom runs.
+- **Web scenarios** run over HTTP against real uvicorn servers (same h11 + asyncio server for all, 1 or 2 workers), all
+  contenders started side by side and the scenarios interleaved run by run, driven by a load generator in its own
+  process: list page (25 rows, filter + sort on indexed columns), a deep list page half-way down, record page, create
+  through the form (CSRF token and all), API list and get, and Loom's field-rule cost (the 40-field `wide` module read
+  as a role with rules on 20 fields and as one without). Each cell is throughput under 8 connections, median / p99 ms
+  under that load, and `1x` = the median ms of one request at a time; warm-up first, then the median of several runs.
+  Before measuring, each server is checked to show the rows the database says the first and the deep page hold.
+- **Batch scenarios** run in fresh processes (wall time, peak RSS): metadata load + validation + table build of the CRM
+  bundle and of a generated 300-module bundle, adding a field to `customer` (Loom's customization layer and migration
+  against one hand-written `ALTER TABLE`), and `python -m bench.io_bench`'s spreadsheet import/export (folded in from
+  its newest results; `--io` runs it).
+- **Ratios** are speed ratios: `peer/loom` below 0.5 means Loom is more than twice as fast; `loom/limit` at 1.0 means as
+  fast as the hand-written code. Targets (issues 3, 4, 7): every web scenario at least 2x each peer and at least 70 %
+  of the limit; list page and API list on 1,000,000 rows under 50 ms median, deep pages as fast as the first; CRM bundle
+  under 300 ms, 300 modules under 3 s; field rules cost at most 10 %.
+
+The figures below come from a shared 2-core machine where a test suite runs niced beside the benchmark: compare the
+ratios, not the absolute numbers.
+"""
+
+
+def readme_section(found: dict[str, Any]) -> str:
+    """The README's Benchmarks section with the table and verdicts of one run."""
+    when = f"Latest run ({found.get('started', '?')} to {found.get('finished', '?')}, run {found.get('run', '?')}):"
+    note = found.get("machine", {}).get("note", "")
+    verdicts = "\n".join(target_lines(found.get("targets", [])))
+    return f"{INTRO}\n{when} {note}.\n\n" + "\n".join(found["table"]) + f"\n\nTargets:\n\n```\n{verdicts}\n```\n"
+
+
+def update_readme(readme: Path, found: dict[str, Any]) -> None:
+    """Replace (or append) the Benchmarks section of the README, leaving every other section as it is."""
+    text = readme.read_text(encoding="utf-8")
+    start = text.find("\n## Benchmarks\n")
+    if start < 0:
+        readme.write_text(text.rstrip("\n") + "\n\n" + readme_section(found), encoding="utf-8")
+        return
+    end = text.find("\n## ", start + 1)
+    rest = text[end:] if end >= 0 else ""
+    readme.write_text(text[: start + 1] + readme_section(found) + rest, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    import sys
+
+    latest = json.loads((RESULTS / "latest.json").read_text())
+    if "--readme" in sys.argv:
+        update_readme(RESULTS.parent.parent / "README.md", latest)
+    print("\n".join(latest["table"]))
+    print("\n".join(target_lines(latest["targets"])))
