@@ -174,7 +174,7 @@ def insert_rows(conn: sa.Connection, table: sa.Table, params: list[Values]) -> l
 
 def insert_plain(conn: sa.Connection, table: sa.Table, rows: list[Values]) -> None:
     """Core's executemany without its per-row parameter work: the statement compiled once, each column's bind
-    processor applied once per distinct value (an import writes a dozen audit rows per record)."""
+    processor applied once per distinct value (an import writes a dozen audit rows per record); COPY on PostgreSQL."""
     names = sorted({k for r in rows for k in r})
     compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=names)
     order = list(compiled.positiontup or []) if compiled.positional else names
@@ -184,8 +184,21 @@ def insert_plain(conn: sa.Connection, table: sa.Table, rows: list[Values]) -> No
         process = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if process is not None:
             _convert(values, i, process)
+    if conn.dialect.driver == "psycopg":
+        _copy(conn, table, order, values)
+        return
     params: list[Any] = [tuple(v) for v in values] if compiled.positional else [dict(zip(order, v, strict=True)) for v in values]
     conn.exec_driver_sql(str(compiled), params)
+
+
+def _copy(conn: sa.Connection, table: sa.Table, names: list[str], rows: list[list[Any]]) -> None:
+    """PostgreSQL through psycopg: one COPY stream (psycopg's executemany sends a statement per row: about 5× slower)."""
+    quote = conn.dialect.identifier_preparer
+    sql = f"COPY {quote.format_table(table)} ({', '.join(quote.quote(n) for n in names)}) FROM STDIN"
+    driver: Any = conn.connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _convert(values: list[list[Any]], i: int, process: Any) -> None:
