@@ -176,7 +176,7 @@ under `bench/results/` (a timestamped file and `latest.json`):
 python -m bench --rows 100000,1000000 --db sqlite,postgresql --workers 1 --peer-rows 100000
 python -m bench --quick --rows 10000 --db sqlite          # a smoke test in about three minutes
 python -m bench --rows 1000000 --no-peers --only list list_deep api_list api_get
-python -m bench.report --readme                           # put bench/results/latest.json into this section
+python -m bench.report --readme [FILES]                   # put latest.json (or these runs) into this section
 ```
 
 - **Contenders.** Loom (`bench/bundle`), the *limit* — a hand-written Starlette + SQLAlchemy Core app serving the same
@@ -225,11 +225,23 @@ def update_readme(readme: Path, found: dict[str, Any]) -> None:
     readme.write_text(text[: start + 1] + readme_section(found) + rest, encoding="utf-8")
 
 
+def merged(paths: list[Path]) -> dict[str, Any]:
+    """Several runs' results as one report (the table and the targets recomputed over all of them)."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    results = [r for run in runs for r in run["results"]]
+    measured = [r for r in results if r["kind"] != "server"]
+    notes = "; ".join(dict.fromkeys(run.get("machine", {}).get("note", "") for run in runs))
+    return {"run": "+".join(str(run.get("run")) for run in runs), "started": min(run["started"] for run in runs),
+            "finished": max(run["finished"] for run in runs), "results": results, "table": lines(measured),
+            "targets": targets(measured), "machine": {**runs[-1].get("machine", {}), "note": notes}}
+
+
 if __name__ == "__main__":
     import sys
 
-    latest = json.loads((RESULTS / "latest.json").read_text())
+    files = [Path(a) for a in sys.argv[1:] if not a.startswith("--")] or [RESULTS / "latest.json"]
+    found = merged(files)
     if "--readme" in sys.argv:
-        update_readme(RESULTS.parent.parent / "README.md", latest)
-    print("\n".join(latest["table"]))
-    print("\n".join(target_lines(latest["targets"])))
+        update_readme(RESULTS.parent.parent / "README.md", found)
+    print("\n".join(found["table"]))
+    print("\n".join(target_lines(found["targets"])))
