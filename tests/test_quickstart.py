@@ -1,5 +1,6 @@
 """The quick start as a person runs it: `loom serve --demo` in its own process on a fresh SQLite file and a free port,
-then a demo user logs in and reads customers on a screen and through the API. Prints the time to the first page."""
+then a demo user logs in and reads customers on a screen and through the API. Prints the time to the first page
+(bench/ measures it; a test asserts no timing)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from .conftest import CRM_BUNDLE
 
-START_LIMIT = 30.0
+UP_DEADLINE = 300.0  # seconds: a failure to start, not a speed test (bench/ measures the start)
 pytestmark = pytest.mark.slow
 
 
@@ -76,7 +77,7 @@ def _login(base: str, username: str) -> httpx.Client:
 
 def test_serve_demo_then_log_in_and_read_customers(served: tuple[subprocess.Popen[str], str, float]) -> None:
     proc, base, started = served
-    _wait_until_up(proc, base, started + START_LIMIT * 4)
+    _wait_until_up(proc, base, started + UP_DEADLINE)
     client = _login(base, "sales_rep")
     try:
         page = client.get("/m/customer")
@@ -97,4 +98,3 @@ def test_serve_demo_then_log_in_and_read_customers(served: tuple[subprocess.Pope
     finally:
         admin.close()
     assert everyone > body["total"]  # the sales rep sees only the customers in their scope
-    assert first_page < START_LIMIT
