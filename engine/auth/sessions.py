@@ -82,17 +82,20 @@ def lookup(conn: sa.Connection, token: str, kind: str = "web", idle: dt.timedelt
     return Session(row.id, row.user_id, row.csrf, row.kind)
 
 
+USER_COLUMNS = [c for c in USERS.c if c.name != "password_hash"]
+# Built once: every request runs it, so it is never rebuilt nor re-keyed for SQLAlchemy's statement cache.
+RESOLVE = (sa.select(SESSIONS.c.id, SESSIONS.c.user_id, SESSIONS.c.csrf, SESSIONS.c.kind, SESSIONS.c.last_seen, SESSIONS.c.expires_at,
+                     SESSIONS.c.ended_at, version_query().label("policy_version"), *(c.label("u_" + c.name) for c in USER_COLUMNS))
+           .join(USERS, USERS.c.id == SESSIONS.c.user_id)
+           .where(SESSIONS.c.token_hash == sa.bindparam("token_hash"), SESSIONS.c.kind == sa.bindparam("kind")))
+
+
 def resolve(conn: sa.Connection, token: str, kind: str = "web", idle: dt.timedelta = IDLE) -> Found | None:
     """The live session of `token` with its active user and the policy version, in one statement."""
-    stmt = (sa.select(SESSIONS.c.id, SESSIONS.c.user_id, SESSIONS.c.csrf, SESSIONS.c.kind, SESSIONS.c.last_seen,
-                      SESSIONS.c.expires_at, SESSIONS.c.ended_at, version_query().label("policy_version"),
-                      *(c.label("u_" + c.name) for c in USERS.c if c.name != "password_hash"))
-            .join(USERS, USERS.c.id == SESSIONS.c.user_id)
-            .where(SESSIONS.c.token_hash == digest(token), SESSIONS.c.kind == kind))
-    row = conn.execute(stmt).first()
+    row = conn.execute(RESOLVE, {"token_hash": digest(token), "kind": kind}).first()
     if row is None or not _live(conn, row, kind, idle) or not row.u_active:
         return None
-    user = {c.name: getattr(row, "u_" + c.name) for c in USERS.c if c.name != "password_hash"}
+    user = {c.name: getattr(row, "u_" + c.name) for c in USER_COLUMNS}
     return Found(Session(row.id, row.user_id, row.csrf, row.kind), user, int(row.policy_version or 0))
 
 
