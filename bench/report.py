@@ -82,6 +82,15 @@ def lines(results: list[Row]) -> list[str]:
     return out
 
 
+def server_lines(results: list[Row]) -> list[str]:
+    """Cold start (process start to the first list page) and resident memory of each server, one line per contender and round."""
+    out = ["| db | rows | w | contender | first page after start, s | worker RSS, MB |", "|---|---|---|---|---|---|"]
+    for r in results:
+        if r["kind"] == "server":
+            out.append(f"| {r['db']} | {r['rows']} | {r['workers']} | {r['contender']} | {r['cold_start_s']:.2f} | {r['worker_rss_mb']:.0f} |")
+    return out
+
+
 def _verdict(name: str, value: float, op: str, goal: float) -> dict[str, Any]:
     met = (value <= goal if op == "<=" else value < goal if op == "<" else value >= goal) if not math.isnan(value) else None
     return {"target": name, "measured": value, "op": op, "goal": goal, "met": met}
@@ -213,9 +222,9 @@ python -m bench.profile record api_list --rows 100000     # where Loom's server 
   under 300 ms, 300 modules under 3 s; field rules cost at most 10 %.
 
 The figures below come from a shared 2-core machine where a test suite runs niced beside the benchmark: compare the
-ratios, not the absolute numbers; with two runs of two seconds each, differences under about 15 % are noise. With 2
-workers every contender's single GET answered in about 48 ms (the `1x` column) and throughput flattened near
-8 connections / 48 ms, a floor of the transport rather than of the apps (cause not yet found); trust the 1-worker rows.
+ratios, not the absolute numbers; with two runs of two seconds each, differences under about 15 % are noise. Servers
+start through `bench/uvicorn_tcp.py`: with `--workers 2` plain uvicorn leaves TCP_NODELAY off (uvicorn issue #3149)
+and every keep-alive response waits ~40 ms for a delayed ACK, which would flatten every contender to the same figure.
 """
 
 
@@ -224,7 +233,9 @@ def readme_section(found: dict[str, Any]) -> str:
     when = f"Latest run ({found.get('started', '?')} to {found.get('finished', '?')}, run {found.get('run', '?')}):"
     note = found.get("machine", {}).get("note", "")
     verdicts = "\n".join(target_lines(found.get("targets", [])))
-    return f"{INTRO}\n{when} {note}.\n\n" + "\n".join(found["table"]) + f"\n\nTargets:\n\n```\n{verdicts}\n```\n"
+    servers = "\n".join(server_lines(found.get("results", [])))
+    return (f"{INTRO}\n{when} {note}.\n\n" + "\n".join(found["table"]) + f"\n\nTargets:\n\n```\n{verdicts}\n```\n\n"
+            f"Servers (after the measured runs):\n\n{servers}\n")
 
 
 def update_readme(readme: Path, found: dict[str, Any]) -> None:
