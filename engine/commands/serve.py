@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,25 @@ def run(args: argparse.Namespace) -> int:
         uvicorn.run(in_process(rt), **options)  # the runtime just opened serves: metadata is not loaded twice
         return 0
     rt.db.dispose()
-    uvicorn.run("engine.web.asgi:app", factory=True, workers=args.workers, **options)
+    workers(uvicorn.Config("engine.web.asgi:app", factory=True, workers=args.workers, **options))
     return 0
+
+
+def workers(config: Any) -> None:
+    """Serve with several worker processes sharing one listening socket."""
+    from uvicorn.supervisors import Multiprocess
+
+    Multiprocess(config, sockets=[listening_socket(config)]).run()
+
+
+def listening_socket(config: Any) -> socket.socket:
+    """uvicorn's listening socket, bound as TCP. uvicorn binds it with protocol 0 for several workers, so asyncio never
+    sets TCP_NODELAY on the accepted connections and every keep-alive response after the first waits ~40 ms for the
+    client's delayed ACK (uvicorn issue #3149)."""
+    sock: socket.socket = config.bind_socket()
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+        sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+    return sock
 
 
 def in_process(rt: Any) -> Any:
