@@ -233,8 +233,10 @@ def _show_plain(f: Field, v: Any, locale: str) -> str:
 def _show_number(f: Field, v: Any, locale: str) -> str:
     if v is None:
         return ""
+    if stored_type(f) == "integer":  # an integer field, or a formula whose result is one
+        return f"{int(v):,}"
     scale = f.scale if f.scale is not None else 2
-    return f"{v:,.{scale}f}" if f.type != "integer" else f"{v:,}"
+    return f"{v:,.{scale}f}"
 
 
 def _show_currency(f: Field, v: Any, locale: str) -> str:

@@ -70,6 +70,9 @@ def test_formatting_per_locale() -> None:
     assert show(_field("date"), dt.date(2026, 11, 22), "zh") == "2026年11月22日"
     assert show(_field("select", options=OPTIONS), "key", "zh") == "重要客户"
     assert show(_field("percent"), Decimal("40")) == "40%"
+    assert show(_field("integer"), 12345) == "12,345"
+    assert show(_field("formula", result="integer", expr="1"), Decimal("41")) == "41"  # a count shows no decimals
+    assert show(_field("formula", expr="1"), Decimal("2.5")) == "2.50"
 
 
 def test_value_rules() -> None:
