@@ -25,13 +25,16 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.migrate import ensure_schema
     from engine.runtime import Settings, open_runtime
+    from engine.tables import refresh_statistics
 
-    rt = open_runtime(Settings(metadata=Path(args.metadata), db_url=args.db))  # invalid metadata: every problem listed, nothing starts
+    # invalid metadata: every problem listed, nothing starts; migrated here, once (the app then need not compare again)
+    rt = open_runtime(Settings(metadata=Path(args.metadata), db_url=args.db, auto_migrate=False))
     ensure_schema(rt)
     if args.demo:
         from engine.demo import load_demo
 
         load_demo(rt, size="small", only_if_empty=True, echo=print)
+    refresh_statistics(rt.db, rt.tables)
     os.environ["LOOM_METADATA"], os.environ["LOOM_DATABASE_URL"] = str(args.metadata), args.db
     print(f"Loom serving {args.metadata} on http://{args.host}:{args.port}/ (database {args.db})", flush=True)
     options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "warning", "proxy_headers": False}

@@ -27,9 +27,7 @@ from engine.io import jobs, log
 from engine.io.limits import DEFAULT_LIMITS, TooLarge
 from engine.io.plan import Options
 from engine.io.readers import file_kind
-from engine.io.report import error_report
 from engine.io.run import execute, prepare
-from engine.io.template import template
 from engine.records import module_of
 from engine.web.context import Ctx, handler
 from engine.web.render import render as render_page
@@ -72,6 +70,8 @@ def export_list(ctx: Ctx) -> Response:
 
 def download_template(ctx: Ctx) -> Response:
     """The module's import template for this user."""
+    from engine.io.template import template  # openpyxl is imported on first use, not at start
+
     name = _module(ctx)
     return Response(template(ctx.rt, ctx.access, name), media_type=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{name}-template.xlsx"', "Cache-Control": "no-store"})
@@ -215,6 +215,8 @@ def undo(ctx: Ctx) -> Response:
 
 def errors_file(ctx: Ctx) -> Response:
     """The error report of an import's last run."""
+    from engine.io.report import error_report  # openpyxl on first use
+
     entry = _entry(ctx)
     header_row = int(entry.summary.get("header_row") or entry.summary.get("proposal", {}).get("header_row") or 1)
     data = error_report(entry.stored, entry.file_kind, header_row, entry.errors, ctx.locale)
