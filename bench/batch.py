@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.data import BUNDLE, PG_ADMIN_URL, Target
+from bench.data import BUNDLE, Target, pg_admin
 from bench.servers import REPO
 
 TIER = {"name": "tier", "type": "select", "options": ["gold", "silver", "bronze"], "label": {"en": "Tier", "zh": "等级"}}
@@ -88,8 +88,8 @@ def copy_of(t: Target) -> Target:
         shutil.copyfile(source, target)
         return Target(t.kind, f"sqlite:///{target}", t.rows)
     name = t.url.rsplit("/", 1)[1] + "_copy"
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{t.url.rsplit("/", 1)[1]}"')
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{t.url.rsplit("/", 1)[1]}"')
     return Target(t.kind, t.url.rsplit("/", 1)[0] + "/" + name, t.rows)
 
 
@@ -99,16 +99,7 @@ def drop_copy(t: Target) -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(t.url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
         return
-    _admin(f'DROP DATABASE IF EXISTS "{t.url.rsplit("/", 1)[1]}" WITH (FORCE)')
-
-
-def _admin(sql: str) -> None:
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(sql)
-    finally:
-        admin.dispose()
+    pg_admin(f'DROP DATABASE IF EXISTS "{t.url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

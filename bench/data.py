@@ -79,10 +79,11 @@ def pg_database(t: Target) -> Iterator[Target]:
     try:
         yield t
     finally:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{_pg_name(t)}" WITH (FORCE)')
+        pg_admin(f'DROP DATABASE IF EXISTS "{_pg_name(t)}" WITH (FORCE)')
 
 
-def _pg_admin(sql: str) -> None:
+def pg_admin(sql: str) -> None:
+    """Run one statement (CREATE/DROP DATABASE…) on the PostgreSQL server's admin database, outside a transaction."""
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -199,8 +200,8 @@ def _reset_database(t: Target) -> None:
         for suffix in ("", "-wal", "-shm", ".json"):
             Path(str(path) + suffix).unlink(missing_ok=True)
         return
-    _pg_admin(f'DROP DATABASE IF EXISTS "{_pg_name(t)}" WITH (FORCE)')
-    _pg_admin(f'CREATE DATABASE "{_pg_name(t)}"')
+    pg_admin(f'DROP DATABASE IF EXISTS "{_pg_name(t)}" WITH (FORCE)')
+    pg_admin(f'CREATE DATABASE "{_pg_name(t)}"')
 
 
 def current_marker(t: Target) -> str | None:
@@ -221,7 +222,7 @@ def _write_marker(t: Target, seconds: float) -> None:
     if t.kind == "sqlite":
         Path(t.url.removeprefix("sqlite:///") + ".json").write_text(json.dumps({"marker": t.marker, "seconds": seconds}))
         return
-    _pg_admin(f"COMMENT ON DATABASE \"{_pg_name(t)}\" IS '{t.marker}'")
+    pg_admin(f"COMMENT ON DATABASE \"{_pg_name(t)}\" IS '{t.marker}'")
 
 
 def _users(db: sa.Engine) -> int:
