@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from engine import __version__
+from engine.auth.config import ConfigError
 from engine.errors import LoomError, MetadataError
 
 COMMANDS = ("check", "schema", "metadata", "migrate", "serve", "demo", "user", "records", "recompute", "io", "bundle", "explain", "customize")
@@ -48,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, message in exc.fields.items():
             print(f"  {name}: {message}", file=sys.stderr)
         return 1
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

@@ -4,6 +4,9 @@ start naming the variable; only a trusted proxy's forwarded scheme and address a
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +17,7 @@ from engine.auth import logins
 from engine.auth.config import ConfigError, from_environ
 from engine.web.auth_routes import LOGIN_CSRF
 
-from .conftest import add_test_user
+from .conftest import TEST_BUNDLE, add_test_user
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
 
@@ -69,3 +72,11 @@ def test_without_trusted_proxies_forwarded_headers_are_ignored(make_app: Callabl
     cookie = next(v for k, v in done.headers.multi_items() if k == "set-cookie" and v.startswith("loom_session="))
     assert "secure" not in cookie.lower()
     assert _where_from(app) == "testclient"
+
+
+def test_loom_serve_refuses_a_bad_setting_before_starting(tmp_path: Any) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOM_")} | {"LOOM_TRUSTED_PROXIES": "proxy.local"}
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--metadata", str(TEST_BUNDLE), "--db",
+                           f"sqlite:///{tmp_path / 'never.db'}", "--port", "1"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "LOOM_TRUSTED_PROXIES" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "never.db").exists()  # refused before anything was written

@@ -23,9 +23,12 @@ def run(args: argparse.Namespace) -> int:
     """Check the metadata, migrate, optionally load the demo, then serve."""
     import uvicorn
 
+    from engine.auth.config import from_environ
     from engine.migrate import ensure_schema
     from engine.runtime import Settings, open_runtime
     from engine.tables import refresh_statistics
+
+    from_environ(os.environ)  # a malformed setting stops here, naming the variable, before anything is written
 
     # invalid metadata: every problem listed, nothing starts; migrated here, once (the app then need not compare again)
     rt = open_runtime(Settings(metadata=Path(args.metadata), db_url=args.db, auto_migrate=False))
