@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -20,7 +21,19 @@ SKIP = ("id", "created_at", "created_by", "updated_at", "updated_by", "version")
 
 
 def dump(value: Any) -> str | None:
-    """A value as stored in the audit trail (JSON text)."""
+    """A value as stored in the audit trail (JSON text); the plain values most fields hold skip the JSON encoder's
+    set-up (an import dumps a dozen values per record)."""
+    kind = type(value)
+    if kind is str:
+        return str(encode_basestring(value))
+    if kind is int:
+        return str(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is Decimal:
+        return str(encode_basestring(str(value)))
+    if kind is dt.date:
+        return f'"{value.isoformat()}"'
     if value is None:
         return None
     return json.dumps(value, default=_plain, ensure_ascii=False)
@@ -52,11 +65,18 @@ def _log(rt: Runtime) -> sa.Table:
 
 def record_create(conn: sa.Connection, rt: Runtime, module: Module, record_id: int, values: Record,
                   rows: dict[str, list[Record]], user: int | None, at: dt.datetime) -> None:
-    """One 'create' audit row per field set on a new record."""
-    entries = [{"field": k, "old": None, "new": dump(v)} for k, v in values.items() if k not in SKIP and v is not None]
-    entries += [{"field": k, "old": None, "new": dump(_rows(v))} for k, v in rows.items() if v]
-    base = {"module": module.name, "record_id": record_id, "change": "create", "version": 1, "user_id": user, "at": at}
-    conn.execute(sa.insert(_log(rt)), [base | e for e in entries] or [base | {"field": None, "old": None, "new": None}])
+    """One 'create' audit row for a new record, holding every value it was created with."""
+    conn.execute(sa.insert(_log(rt)).values(create_entry(module, record_id, values, rows, user, at)))
+
+
+def create_entry(module: Module, record_id: int | None, values: Record, rows: dict[str, list[Record]], user: int | None,
+                 at: dt.datetime) -> Record:
+    """The 'create' audit row of a record: `new` is one JSON object, field name → value as `dump` writes it (a row per
+    field made an import write a dozen audit rows per record); `history` shows it field by field."""
+    parts = [f"{encode_basestring(k)}:{dump(v)}" for k, v in values.items() if k not in SKIP and v is not None]
+    parts += [f"{encode_basestring(k)}:{dump(_rows(v))}" for k, v in rows.items() if v]
+    return {"module": module.name, "record_id": record_id, "change": "create", "version": 1, "user_id": user, "at": at,
+            "field": None, "old": None, "new": "{" + ",".join(parts) + "}"}
 
 
 def _rows(rows: list[Record]) -> list[Record]:
@@ -132,11 +152,18 @@ def recycle_bin(rt: Runtime, module: Module | None = None, limit: int = 100) -> 
 
 
 def history(conn: sa.Connection, rt: Runtime, module: Module, record_id: int, readable: frozenset[str]) -> list[Record]:
-    """The audit rows of a record, newest first, without fields the reader may not read."""
+    """The audit rows of a record, newest first, one per field changed, without fields the reader may not read."""
     log = _log(rt)
     rows = conn.execute(sa.select(log).where(log.c.module == module.name, log.c.record_id == record_id)
                         .order_by(log.c.id.desc()).limit(500)).mappings()
-    return [dict(r) for r in rows if r["field"] is None or r["field"] in readable]
+    out: list[Record] = []
+    for r in rows:
+        if r["change"] == "create" and r["field"] is None and r["new"]:
+            values = json.loads(r["new"])
+            out += [dict(r) | {"field": k, "new": json.dumps(v, ensure_ascii=False)} for k, v in values.items() if k in readable]
+        elif r["field"] is None or r["field"] in readable:
+            out.append(dict(r))
+    return out
 
 
 def state_at(conn: sa.Connection, rt: Runtime, module: Module, current: Record, version: int) -> Record:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,10 +133,20 @@ def _second_world(bundle: Path, db_url: str, tmp_path: Path) -> Iterator[Any]:
 
 def _normal(text: str, csrf: str) -> str:
     """Without what differs between two processes by nature: the CSRF token, Python object addresses, the minute a
-    page was printed."""
+    page was printed, and a `default: now` prefilled in a new form (the two requests may fall in different seconds)."""
     text = re.sub(r" at 0x[0-9a-f]+", " at 0x…", text)
+    text = _NOW.sub(lambda m: "NOW" if _recent(m.group(0)) else m.group(0), text)
     text = re.sub(r'(<footer class="print-foot[^"]*">)[^<]*', r"\1", text)
     return re.sub(r'name="csrf_token" value="[^"]*"', "", text.replace(csrf, "CSRF")) if csrf else text
+
+
+_NOW = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d)?")
+
+
+def _recent(stamp: str) -> bool:
+    """Whether a timestamp is within ten minutes of now: seeded values never are, a prefilled `now` always is."""
+    moment = datetime.fromisoformat(stamp)
+    return any(abs((moment - now).total_seconds()) < 600 for now in (datetime.now(), datetime.now(UTC).replace(tzinfo=None)))
 
 
 def _hidden_fields(world: World, role: str, module: Module) -> list[str]:

@@ -8,8 +8,6 @@ import datetime as dt
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
-from json.encoder import encode_basestring
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +21,6 @@ from engine.runtime import Runtime
 from engine.spec import Module
 
 Values = dict[str, Any]
-ROW_AUDIT_SKIP = ("parent_id", "created_at", "updated_at", "created_by", "updated_by", "version", "owner")
 
 
 @dataclass
@@ -147,8 +144,7 @@ def _insert(conn: sa.Connection, rt: Runtime, module: Module, drafts: list[Draft
         d.id = new_id
     _insert_rows(conn, rt, module, drafts, me, stamp)
     log = rt.tables.metadata.tables["loom_audit"]
-    entries = [e for d in drafts for e in _audit_entries(module, d, me, stamp)]
-    insert_plain(conn, log, entries)
+    insert_plain(conn, log, [audit.create_entry(module, d.id, d.values, d.rows, me, stamp) for d in drafts])
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, params: list[Values]) -> list[int]:
@@ -225,24 +221,3 @@ def _insert_rows(conn: sa.Connection, rt: Runtime, module: Module, drafts: list[
             insert_plain(conn, table, params)
 
 
-def _audit_entries(module: Module, d: Draft, me: int | None, stamp: dt.datetime) -> list[Values]:
-    """The rows `audit.record_create` writes for one record."""
-    base = {"module": module.name, "record_id": d.id, "change": "create", "version": 1, "user_id": me, "at": stamp}
-    entries = [{"field": k, "old": None, "new": dump(v)} for k, v in d.values.items() if k not in audit.SKIP and v is not None]
-    entries += [{"field": k, "old": None, "new": audit.dump([{n: x for n, x in r.items() if n not in ROW_AUDIT_SKIP} for r in v])}
-                for k, v in d.rows.items() if v]
-    return [base | e for e in entries] or [base | {"field": None, "old": None, "new": None}]
-
-
-def dump(value: Any) -> str | None:
-    """`audit.dump`, without the JSON encoder's set-up for the plain values most cells hold."""
-    kind = type(value)
-    if kind is str:
-        return str(encode_basestring(value))
-    if kind is int:
-        return str(value)
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is Decimal or kind is dt.date:
-        return str(encode_basestring(str(value) if kind is Decimal else value.isoformat()))
-    return audit.dump(value)
