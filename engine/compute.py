@@ -110,19 +110,23 @@ def _true(expr: Expr | None, scope: Mapping[str, Any]) -> bool:
 def check_record(module: Module, values: Values, locale: str = "en", extra: Mapping[str, Any] | None = None) -> Errors:
     """Field rules (required, required_if, min/max, length, pattern) and record validations."""
     errors: Errors = {}
-    scope = scope_of(module, values, extra)
+    scope: dict[str, Any] | None = None  # built when a condition asks for it (most records of an import need none)
     for f in module.fields:
         if f.system or f.type in ("formula", "autonumber", "table") or f.hidden:
             continue
         value = values.get(f.name)
-        visible = f.visible_if is None or _true(f.visible_if, scope)
-        if value is None and visible and (f.required or _true(f.required_if, scope)):
-            errors[f.name] = "required" if locale != "zh" else "必填"
+        if value is None:
+            if f.visible_if is not None or f.required_if is not None:
+                scope = scope or scope_of(module, values, extra)
+            visible = f.visible_if is None or _true(f.visible_if, scope or {})
+            if visible and (f.required or _true(f.required_if, scope or {})):
+                errors[f.name] = "required" if locale != "zh" else "必填"
             continue
         problem = check_value(f, value)
         if problem:
             errors[f.name] = problem
     for rule in module.validations:
+        scope = scope or scope_of(module, values, extra)
         if not _true(rule.expr, scope):
             errors.setdefault(rule.field or "__all__", rule.message(locale))
     return errors

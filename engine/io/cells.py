@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
-from engine.fieldtypes import parse_value
+from engine.fieldtypes import EXCEL_EPOCH, field_type
 from engine.spec import Field
 
 TEXTUAL = ("text", "textarea", "email", "phone", "url", "select", "multiselect", "attachment")
-
-
-def clean(value: Any) -> Any:
-    """A cell as typed: strings stripped (trailing spaces are common), empty → None."""
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
-    return value
 
 
 def as_text(value: Any) -> str:
@@ -30,12 +23,17 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def parse_cell(f: Field, value: Any) -> Any:
-    """Parse a non-empty cell for `f` (ParseError says why it is not valid)."""
-    if f.type in TEXTUAL and not isinstance(value, str):
-        value = as_text(value)
-    if f.type == "multiselect" and isinstance(value, str):
-        value = value.replace("、", ",")
-    if f.type == "datetime" and isinstance(value, dt.time):
-        value = dt.datetime.combine(dt.date(1899, 12, 30), value)
-    return parse_value(f, value)
+def cell_parser(f: Field) -> Callable[[Any], Any]:
+    """A function parsing one non-empty cell for `f` (ParseError says why it is not valid), its type's choices made
+    once for the whole column."""
+    parse = field_type(f).parse
+    if f.type in TEXTUAL:
+        multiple = f.type == "multiselect"
+
+        def textual(value: Any) -> Any:
+            text = value if type(value) is str else as_text(value)
+            return parse(f, text.replace("、", ",") if multiple else text)
+        return textual
+    if f.type == "datetime":
+        return lambda value: parse(f, dt.datetime.combine(EXCEL_EPOCH, value) if isinstance(value, dt.time) else value)
+    return lambda value: parse(f, value)

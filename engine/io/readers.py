@@ -14,7 +14,7 @@ import pickle
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,24 +37,32 @@ def file_kind(path: str, filename: str) -> str:
 
 
 def read_rows(path: str, kind: str, limits: Limits, sizes: dict[str, int] | None = None) -> Iterator[Row]:
-    """(sheet row number, cells) for every row of the first sheet, within the limits; `sizes['rows']` gets
-    the row count as soon as it is known (for progress bars), `sizes['worker_kb']` the xlsx reader's peak memory."""
+    """(sheet row number, cells) for every row of the first sheet, within the limits, cells as `tidy` leaves them;
+    `sizes['rows']` gets the row count as soon as it is known (for progress bars), `sizes['worker_kb']` the xlsx
+    reader's peak memory."""
     sizes = {} if sizes is None else sizes
-    rows = _xlsx_rows(path, limits, sizes) if kind == "xlsx" else _csv_rows(path, limits, sizes)
-    for count, (number, cells) in enumerate(rows, start=1):
+    if kind == "xlsx":  # the reader process has tidied the cells and checked the sheet's size
+        yield from _xlsx_rows(path, limits, sizes)
+        return
+    for count, (number, cells) in enumerate(_csv_rows(path, limits, sizes), start=1):
         if count > limits.max_rows + limits.header_scan:
             raise FileRejected(f"the sheet has more than {limits.max_rows} rows (empty rows count too): split it into smaller files")
         if len(cells) > limits.max_columns:
             raise FileRejected(f"row {number} has {len(cells)} columns (at most {limits.max_columns})")
-        yield number, [_cell(c, number, i, limits) for i, c in enumerate(cells)]
+        yield number, tidy(cells, number, limits)
 
 
-def _cell(value: Any, row: int, col: int, limits: Limits) -> Any:
-    if isinstance(value, str):
-        if len(value) > limits.max_cell:
-            raise FileRejected(f"the cell in row {row}, column {col + 1} is longer than {limits.max_cell} characters")
-        return value if value else None
-    return value
+def tidy(cells: Iterable[Any], number: int, limits: Limits) -> list[Any]:
+    """A row's cells as the importer reads them: text stripped (trailing spaces are common), empty text → None;
+    a cell longer than the limit is refused."""
+    out = []
+    for col, value in enumerate(cells):
+        if type(value) is str:
+            if len(value) > limits.max_cell:
+                raise FileRejected(f"the cell in row {number}, column {col + 1} is longer than {limits.max_cell} characters")
+            value = value.strip() or None
+        out.append(value)
+    return out
 
 
 def _xlsx_rows(path: str, limits: Limits, sizes: dict[str, int]) -> Iterator[Row]:

@@ -15,18 +15,19 @@ from engine.errors import Forbidden, Invalid
 from engine.fieldtypes import ParseError
 from engine.io import columns
 from engine.io.bulk import Draft, create_many
-from engine.io.cells import as_text, parse_cell
+from engine.io.cells import as_text, cell_parser
 from engine.io.limits import DEFAULT_LIMITS, Limits
 from engine.io.links import Resolver
 from engine.io.plan import SAMPLES, Options, Problem, Result
 from engine.io.sheet import Item, Sheet, items, open_sheet
 from engine.io.updates import update_item
 from engine.runtime import Runtime
-from engine.spec import Module
+from engine.spec import Field, Module
 
 BATCH = 1_000
 Progress = Callable[[int, int], None]
 Finish = Callable[[sa.Connection, Result], None]
+Parser = Callable[[Any], Any]
 
 
 @dataclass
@@ -42,6 +43,14 @@ class Job:
     result: Result
     resolver: Resolver
     headers_of: dict[str, str] = field(default_factory=dict)
+    parsers_of: dict[str, dict[str, Parser]] = field(default_factory=dict)
+
+    def parsers(self, module: Module) -> dict[str, Parser]:
+        """Field name → its column parser (made once per import)."""
+        found = self.parsers_of.get(module.name)
+        if found is None:
+            found = self.parsers_of[module.name] = {f.name: column_parser(f) for f in module.fields}
+        return found
 
 
 def prepare(rt: Runtime, access: Access, name: str, path: str, kind: str, options: Options,
@@ -153,46 +162,51 @@ def _action(job: Job, draft: Draft, target: Any) -> str:
 def _parse(job: Job, item: Item) -> Draft:
     """Parent and child cells parsed through the field registry; link cells are resolved afterwards."""
     draft = Draft({}, given=set())
-    for name, value in item.cells.items():
-        _parse_into(draft.values, draft.errors, job.module, name, value, name)
-        if value is not None:
-            draft.given.add(name)
+    _parse_into(job.parsers(job.module), item.cells, draft.values, draft.errors, "", draft.given)
     for (number, column, value) in item.conflicts:
         draft.errors.setdefault(column, f"row {number} repeats this record's key with a different value '{as_text(value)}'")
     for table, lines in item.lines.items():
-        child = job.rt.spec.module(job.module.field(table).module or "")
+        parsers = job.parsers(job.rt.spec.module(job.module.field(table).module or ""))
         rows = []
         for i, (_, cells) in enumerate(lines):
             values: dict[str, Any] = {}
-            for name, value in cells.items():
-                if value is not None:
-                    _parse_into(values, draft.errors, child, name, value, f"{table}[{i}].{name}")
+            _parse_into(parsers, {k: v for k, v in cells.items() if v is not None}, values, draft.errors, f"{table}[{i}].")
             rows.append(values)
         draft.rows[table] = rows
     return draft
 
 
-def _parse_into(values: dict[str, Any], errors: dict[str, str], module: Module, name: str, value: Any, where: str) -> None:
-    f = module.field(name)
-    if value is None:
-        values[name] = None
-    elif f.type in ("link", "user") and name != "id":
-        values[name] = _Pending(as_text(value))
-    elif f.type in ("formula", "autonumber") or (f.system and name != "owner"):
-        values[name] = value if name != "id" else _id(value, errors, where)
-    else:
+def _parse_into(parsers: dict[str, Parser], cells: dict[str, Any], values: dict[str, Any], errors: dict[str, str], where: str,
+                given: set[str] | None = None) -> None:
+    for name, value in cells.items():
+        if value is None:
+            values[name] = None
+            continue
+        if given is not None:
+            given.add(name)
         try:
-            values[name] = parse_cell(f, value)
+            values[name] = parsers[name](value)
         except ParseError as exc:
-            errors[where] = str(exc)
+            errors[where + name] = str(exc)
 
 
-def _id(value: Any, errors: dict[str, str], where: str) -> Any:
+def column_parser(f: Field) -> Parser:
+    """How the importer reads a non-empty cell of `f`: links wait for the resolver, computed and system fields are
+    kept as given (they are refused or dropped later), the rest parse through the field registry."""
+    if f.name == "id":
+        return _id
+    if f.type in ("link", "user"):
+        return lambda value: _Pending(as_text(value))
+    if f.type in ("formula", "autonumber") or (f.system and f.name != "owner"):
+        return lambda value: value
+    return cell_parser(f)
+
+
+def _id(value: Any) -> int:
     try:
         return int(float(as_text(value).lstrip("#")))
     except ValueError:
-        errors[where] = "expected a record id"
-        return None
+        raise ParseError("expected a record id") from None
 
 
 @dataclass(frozen=True)

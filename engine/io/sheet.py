@@ -9,7 +9,6 @@ from itertools import chain
 from typing import Any
 
 from engine.errors import Invalid
-from engine.io.cells import clean
 from engine.io.columns import Target, is_names_row, score
 from engine.io.limits import FileRejected, Limits
 from engine.io.readers import Row, read_rows
@@ -66,7 +65,6 @@ def _split(cells: Sequence[Any], mapping: Sequence[str | None]) -> tuple[dict[st
     for value, target in zip(chain(cells, [None] * max(0, len(mapping) - len(cells))), mapping, strict=False):
         if target is None:
             continue
-        value = clean(value)
         if "." in target:
             table, name = target.split(".", 1)
             child.setdefault(table, {})[name] = value
@@ -77,13 +75,15 @@ def _split(cells: Sequence[Any], mapping: Sequence[str | None]) -> tuple[dict[st
 
 def items(rows: Iterable[Row], mapping: Sequence[str | None], key: str | None) -> Iterator[Item]:
     """Records of the file; with child columns, rows repeating a key (or leaving the parent blank) join it."""
-    if not any(m and "." in m for m in mapping):
-        for number, cells in rows:
-            parent, _ = _split(cells, mapping)
-            if any(v is not None for v in parent.values()):
-                yield Item([number], parent)
+    if any(m and "." in m for m in mapping):
+        yield from _grouped(rows, mapping, key)
         return
-    yield from _grouped(rows, mapping, key)
+    targets = [(i, t) for i, t in enumerate(mapping) if t]
+    for number, cells in rows:
+        width = len(cells)
+        parent = {t: cells[i] if i < width else None for i, t in targets}
+        if any(v is not None for v in parent.values()):
+            yield Item([number], parent)
 
 
 def _grouped(rows: Iterable[Row], mapping: Sequence[str | None], key: str | None) -> Iterator[Item]:

@@ -14,6 +14,7 @@ import sys
 from typing import Any, BinaryIO
 
 from engine.io.limits import FileRejected, Limits
+from engine.io.readers import tidy
 from engine.io.safety import check_zip
 
 BATCH = 2_000
@@ -40,8 +41,8 @@ def _read(path: str, limits: Limits, out: BinaryIO) -> None:
     start = sheet.start or (0, 0)
     _send(out, ("start", start[0] + 1, sheet.height))
     batch: list[list[Any]] = []
-    for row in sheet.iter_rows():
-        batch.append(row)
+    for number, row in enumerate(sheet.iter_rows(), start=start[0] + 1):
+        batch.append(tidy(row, number, limits))
         if len(batch) == BATCH:
             _send(out, ("rows", batch))
             batch = []
