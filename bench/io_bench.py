@@ -2,7 +2,7 @@
 
 `python -m bench.io_bench [--rows 100000] [--db sqlite|postgresql] [--no-peer]` writes a rows × 12 .xlsx, then times,
 each in a fresh child process: the raw reads (calamine, openpyxl read-only), a raw bulk insert of the same rows
-(SQLAlchemy Core executemany), the raw writes (xlsxwriter constant-memory, openpyxl write-only), Loom's import end to
+(SQLAlchemy Core executemany), the raw writes (xlsxwriter constant-memory, rustpy-xlsxwriter, openpyxl write-only), Loom's import end to
 end (parse, map, validate, resolve links, insert, audit), Loom's export of the first 10,000 rows and of all of them (the
 streamed export's memory must not grow), and django-import-export's import and export of the same file in its own
 virtual environment (bench/.venvs/django) on the same kind of database. Wall time, CPU time (the process and its
@@ -260,6 +260,21 @@ def phase_raw_write(args: argparse.Namespace) -> dict[str, Any]:
     return {"seconds": seconds, "cpu": cpu, "rows": len(data)}
 
 
+def phase_rust_write(args: argparse.Namespace) -> dict[str, Any]:
+    """rustpy-xlsxwriter (rust_xlsxwriter), constant memory, the same typed rows from memory as dicts (its input)."""
+    from rustpy_xlsxwriter import FastExcel, Format
+
+    data = list(rows(args.rows))
+    out = os.path.join(args.tmp, "rust-write.xlsx")
+    start = clock()
+    formats = {"Revenue": Format().set_num_format('"¥"#,##0.00'), "Founded": Format().set_num_format("yyyy-mm-dd")}
+    records = ({**dict(zip(HEADERS, row, strict=True)), "Founded": dt.datetime(row[6].year, row[6].month, row[6].day)} for row in data)
+    FastExcel(out).sheet("Companies", records, column_formats=formats).save()
+    seconds, cpu = since(start)
+    os.unlink(out)
+    return {"seconds": seconds, "cpu": cpu, "rows": len(data)}
+
+
 def phase_openpyxl_write(args: argparse.Namespace) -> dict[str, Any]:
     """openpyxl write-only mode, the same typed rows from memory (number formats on the date and money cells)."""
     import openpyxl
@@ -301,7 +316,7 @@ def phase_loom_export(args: argparse.Namespace) -> dict[str, Any]:
 
 PHASES = {"django_import": io_django.phase_django_import, "django_export": io_django.phase_django_export, "raw_read": phase_raw_read,
           "openpyxl_read": phase_openpyxl_read, "raw_insert": phase_raw_insert, "loom_import": phase_loom_import,
-          "raw_write": phase_raw_write, "openpyxl_write": phase_openpyxl_write, "loom_export": phase_loom_export}
+          "raw_write": phase_raw_write, "rust_write": phase_rust_write, "openpyxl_write": phase_openpyxl_write, "loom_export": phase_loom_export}
 
 
 def _self_kb(key: str = "VmHWM:") -> int:
@@ -319,7 +334,8 @@ def run_phase(args: argparse.Namespace) -> None:
 # ---- the parent: orchestrates the children and reports ----------------------------------------------------------
 
 LABELS = {"raw_read": "calamine read (raw)", "openpyxl_read": "openpyxl read-only read (raw)", "raw_insert": "bulk insert, Core executemany (raw)",
-          "raw_write": "xlsxwriter constant-memory write (raw)", "openpyxl_write": "openpyxl write-only write (raw)",
+          "raw_write": "xlsxwriter constant-memory write (raw)",
+          "rust_write": "rustpy-xlsxwriter write (raw)", "openpyxl_write": "openpyxl write-only write (raw)",
           "loom_import": "Loom import, end to end", "loom_export_10k": "Loom export, first 10,000 rows", "loom_export": "Loom export (.xlsx)",
           "django_import": "django-import-export import", "django_export": "django-import-export export"}
 PEER_DB = "loom_io_bench_django"
@@ -394,17 +410,20 @@ def _peak(got: dict[str, Any]) -> float:
     return float(got["self_kb"] + got.get("worker_kb", 0)) / 1024
 
 
+WRITERS = {"raw_write": "xlsxwriter", "rust_write": "rustpy-xlsxwriter", "openpyxl_write": "openpyxl"}
+
+
 def ratios(found: dict[str, Any]) -> list[tuple[str, float, str, float]]:
     """(measure, value, operator, target) for every target of the issue's performance section, on wall and CPU time."""
     out: list[tuple[str, float, str, float]] = []
     imp, exp = found["loom_import"], found["loom_export"]
     for clock_name, tag in (("seconds", "wall"), ("cpu", "cpu")):
         read = min(("raw_read", "openpyxl_read"), key=lambda k: found[k][clock_name])
-        write = min(("raw_write", "openpyxl_write"), key=lambda k: found[k][clock_name])
+        write = min(("raw_write", "rust_write", "openpyxl_write"), key=lambda k: found[k][clock_name])
         base = found[read][clock_name] + found["raw_insert"][clock_name]
         out.append((f"import / ({read.removesuffix('_read').replace('raw', 'calamine')} read + insert), {tag}",
                     imp[clock_name] / base, "<=", 2.0))
-        out.append((f"export / {write.removesuffix('_write').replace('raw', 'xlsxwriter')} write, {tag}",
+        out.append((f"export / {WRITERS[write]} write, {tag}",
                     exp[clock_name] / found[write][clock_name], "<=", 1.5))
         for kind, loom in (("import", imp), ("export", exp)):
             if f"django_{kind}" in found:
@@ -438,8 +457,8 @@ def _rounds(args: argparse.Namespace, common: list[str]) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {}
     for round_ in range(args.repeat):
         print(f"  round {round_ + 1} of {args.repeat}" if args.repeat > 1 else "", end="\n" if args.repeat > 1 else "")
-        keys = ["raw_read", "openpyxl_read", "raw_insert", "raw_write", "openpyxl_write", "loom_import"] if round_ == 0 else \
-            ["raw_read", "raw_insert", "raw_write", "loom_import"]
+        keys = ["raw_read", "openpyxl_read", "raw_insert", "raw_write", "rust_write", "openpyxl_write", "loom_import"] if round_ == 0 \
+            else ["raw_read", "raw_insert", "raw_write", "rust_write", "loom_import"]
         for key in [*keys, *(["loom_export_10k"] if args.rows > 10_000 else []), "loom_export"]:
             runs.setdefault(key, []).append(_phase(key, args, common, expect=10_000 if key.endswith("_10k") else None))
     found = {k: min(v, key=lambda g: g["seconds"]) | {"runs": [(g["seconds"], g["cpu"]) for g in v]} for k, v in runs.items()}

@@ -142,3 +142,19 @@ def test_loom_export_command_filters_sorts_and_types(runtime: Runtime, tmp_path:
     assert text.splitlines()[0].startswith("Code,Name,Category") and "'@SUM(A1)" in text
     bad = _loom(runtime, "export", "account", "--filter", "nosuch=1", "-o", str(tmp_path / "x.csv"))
     assert bad.returncode == 1 and "nosuch" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_columns_sharing_a_label_keep_both_values(runtime: Runtime) -> None:
+    """The writer keys cells by heading: a repeated heading is told apart by its field name, no column is lost."""
+    from engine.io.export import Column, unique_headers, write_xlsx
+
+    module = runtime.spec.module("account")
+    cols = [Column(module.field("name"), "Name", "text"), Column(module.field("notes"), "Name", "text"),
+            Column(module.field("employees"), "Staff", "integer")]
+    assert unique_headers(cols) == ["Name (name)", "Name (notes)", "Staff"]
+    out = io.BytesIO()
+    assert write_xlsx(out, cols, iter([["Acme", "=1+1", 7], [None, "n", None]])) == 2
+    sheet = load_workbook(io.BytesIO(out.getvalue())).active
+    assert [[c.value for c in row] for row in sheet.iter_rows()] == [["Name (name)", "Name (notes)", "Staff"], ["Acme", "=1+1", 7],
+                                                                     [None, "n", None]]
+    assert sheet["B2"].data_type == "s" and sheet["A1"].font.b and sheet.freeze_panes == "A2"
