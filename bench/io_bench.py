@@ -192,6 +192,8 @@ def phase_raw_insert(args: argparse.Namespace) -> dict[str, Any]:
     """The same rows, already typed and linked, in one transaction of Core executemany batches."""
     import sqlalchemy as sa
 
+    from engine.io.run import bulk_cache
+
     rt = _runtime(args.bundle, args.url)
     offices = _offices(rt)
     _empty(rt)
@@ -200,7 +202,7 @@ def phase_raw_insert(args: argparse.Namespace) -> dict[str, Any]:
               for row in rows(args.rows)]
     table = rt.tables["company"]
     start = clock()
-    with rt.db.begin() as conn:
+    with rt.db.connect() as conn, bulk_cache(conn), conn.begin():  # the page cache Loom's import writes with
         for i in range(0, len(values), 10_000):
             conn.execute(sa.insert(table), values[i:i + 10_000])
     seconds, cpu = since(start)

@@ -47,11 +47,13 @@ def _blank(value: Any) -> bool:
 
 
 def _text(f: Field, v: Any) -> Any:
-    if _blank(v):
+    if type(v) is str:
+        return v.strip() or None
+    if v is None:
         return None
     if isinstance(v, (dict, list)):
         raise ParseError("expected text")
-    return str(v).strip() if not isinstance(v, str) else v.strip()
+    return str(v).strip() or None
 
 
 def _checked(pattern: re.Pattern[str], what: str) -> Callable[[Field, Any], Any]:

@@ -99,7 +99,8 @@ def _validate(module: Module, d: Draft, me: int | None, locale: str) -> None:
     rows = {f.name: d.rows.get(f.name, []) for f in module.tables}
     extra = {"me": me, **rows}
     errors = compute_formulas(module, d.values, extra)
-    errors.update(check_record(module, {k: v for k, v in d.values.items() if k not in parse_errors} | rows, locale, extra))
+    checked = {k: v for k, v in d.values.items() if k not in parse_errors} if parse_errors else d.values
+    errors.update(check_record(module, checked | rows if rows else checked, locale, extra))
     d.errors = {k: v for k, v in errors.items() if k not in parse_errors} | parse_errors
 
 

@@ -6,8 +6,10 @@ Both readers count rows, columns and cell lengths themselves and stop at the fir
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import dataclasses
+import fcntl
 import json
 import os
 import pickle
@@ -25,6 +27,7 @@ Row = tuple[int, list[Any]]
 ROOT = Path(__file__).resolve().parent.parent.parent
 ERRORS = {413: TooLarge, 415: Unsupported}
 READ_SECONDS = 300
+PIPE_BYTES = 1 << 20
 
 
 def file_kind(path: str, filename: str) -> str:
@@ -69,6 +72,7 @@ def _xlsx_rows(path: str, limits: Limits, sizes: dict[str, int]) -> Iterator[Row
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), RUST_BACKTRACE="0")
     cmd = [sys.executable, "-m", "engine.io.xlsx_worker", path, json.dumps(dataclasses.asdict(limits))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
+    _widen(proc)
     timer = threading.Timer(READ_SECONDS, proc.kill)
     timer.start()
     try:
@@ -80,6 +84,13 @@ def _xlsx_rows(path: str, limits: Limits, sizes: dict[str, int]) -> Iterator[Row
         proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+def _widen(proc: subprocess.Popen[bytes]) -> None:
+    """A 1 MB pipe (Linux), so the reader process works a few batches ahead instead of waiting on a 64 KB one."""
+    assert proc.stdout is not None
+    with contextlib.suppress(AttributeError, OSError):  # another system, or a lower limit: the default pipe works, slower
+        fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def _messages(proc: subprocess.Popen[bytes], sizes: dict[str, int]) -> Iterator[Row]:

@@ -36,10 +36,11 @@ def child_key(child: Module) -> str | None:
 
 def update_item(job: Job, item: Item, draft: Draft, old: Values) -> None:
     """Skip an unchanged record; otherwise update it and keep its old values for undo."""
-    from engine.io.run import _computed, _fail
+    from engine.io.run import _fail
 
+    computed = job.computed(job.module)
     changes = {k: v for k, v in draft.values.items()
-               if k != job.result.key and not _computed(job.module, k) and not same(job.module.field(k), old.get(k), v)}
+               if k != job.result.key and k not in computed and not same(job.module.field(k), old.get(k), v)}
     lines, old_lines = _lines(job, draft, old["id"])
     if not changes and not lines:
         job.result.skipped += 1
