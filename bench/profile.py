@@ -50,8 +50,13 @@ def fold(raw: Path) -> tuple[Counter[str], Counter[str], int]:
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
+    pending = ""
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = (pending + line).rpartition(" ")
+        if not count.isdigit():  # a frame's text held a line break: the stack goes on in the next line
+            pending += line + " "
+            continue
+        pending = ""
         frames = [_frame(f) for f in stack.split(";")[1:]]  # the first frame is the thread
         n = int(count)
         total += n

@@ -66,7 +66,7 @@ def _log(rt: Runtime) -> sa.Table:
 def record_create(conn: sa.Connection, rt: Runtime, module: Module, record_id: int, values: Record,
                   rows: dict[str, list[Record]], user: int | None, at: dt.datetime) -> None:
     """One 'create' audit row for a new record, holding every value it was created with."""
-    conn.execute(sa.insert(_log(rt)).values(create_entry(module, record_id, values, rows, user, at)))
+    conn.execute(rt.tables.prebuilt(("insert", "loom_audit"), lambda: sa.insert(_log(rt))), create_entry(module, record_id, values, rows, user, at))
 
 
 def create_entry(module: Module, record_id: int | None, values: Record, rows: dict[str, list[Record]], user: int | None,

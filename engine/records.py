@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,10 +64,13 @@ def _row(conn: sa.Connection, rt: Runtime, access: Access, module: Module, recor
             raise NotFound(f"{module.name} {record_id} not found") from None
     if not 0 < record_id < 2**63:  # beyond any id the database can hold
         raise NotFound(f"{module.name} {record_id} not found")
-    stmt = sa.select(table).where(table.c.id == record_id, *_scoped(rt, access, module, action))
+    stmt = rt.tables.prebuilt(("row", module.name), lambda: sa.select(table).where(table.c.id == sa.bindparam("record_id")))
+    scope = _scoped(rt, access, module, action)
+    if scope:
+        stmt = stmt.where(*scope)
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    row = conn.execute(stmt).mappings().first()
+    row = conn.execute(stmt, {"record_id": record_id}).mappings().first()
     if row is None:
         raise NotFound(f"{module.name} {record_id} not found")
     return dict(row)
@@ -78,7 +82,8 @@ def children(conn: sa.Connection, rt: Runtime, module: Module, ids: list[int]) -
     for f in module.tables:
         assert f.module is not None
         table = rt.tables[f.module]
-        rows = conn.execute(sa.select(table).where(table.c.parent_id.in_(ids)).order_by(table.c.parent_id, table.c.idx))
+        stmt = rt.tables.prebuilt(("children", f.module), partial(_children_of, table))
+        rows = conn.execute(stmt, {"ids": ids})
         per: dict[int, list[Record]] = {i: [] for i in ids}
         for r in rows.mappings():
             per[r["parent_id"]].append(dict(r))
@@ -146,6 +151,19 @@ def _parse_rows(rt: Runtime, access: Access, f: Field, raw: Any, existing: list[
     return rows
 
 
+def _exists(table: sa.Table) -> sa.Select[Any]:
+    return sa.select(table.c.id).where(table.c.id == sa.bindparam("id"))
+
+
+def _taken(table: sa.Table, name: str) -> sa.Select[Any]:
+    """Another record holding a value (`own` is the record's own id, 0 for a new one)."""
+    return sa.select(table.c.id).where(table.c[name] == sa.bindparam("value"), table.c.id != sa.bindparam("own")).limit(1)
+
+
+def _children_of(table: sa.Table) -> sa.Select[Any]:
+    return sa.select(table).where(table.c.parent_id.in_(sa.bindparam("ids", expanding=True))).order_by(table.c.parent_id, table.c.idx)
+
+
 def _check_links(conn: sa.Connection, rt: Runtime, module: Module, values: Mapping[str, Any]) -> dict[str, str]:
     errors = {}
     for f in module.fields:
@@ -153,7 +171,8 @@ def _check_links(conn: sa.Connection, rt: Runtime, module: Module, values: Mappi
         if value is None or f.type not in ("link", "user") or (f.system and f.name != "owner"):
             continue
         table = rt.tables.metadata.tables["loom_user"] if f.type == "user" else rt.tables[f.module or ""]
-        if conn.execute(sa.select(table.c.id).where(table.c.id == value)).first() is None:
+        stmt = rt.tables.prebuilt(("exists", table.name), partial(_exists, table))
+        if conn.execute(stmt, {"id": value}).first() is None:
             errors[f.name] = f"no {f.module or 'user'} with id {value}"
     return errors
 
@@ -162,10 +181,8 @@ def _check_unique(conn: sa.Connection, rt: Runtime, module: Module, values: Mapp
     table, errors = rt.tables[module.name], {}
     for f in module.stored_fields:
         if f.unique and values.get(f.name) is not None and f.type != "autonumber":
-            stmt = sa.select(table.c.id).where(table.c[f.name] == values[f.name])
-            if own_id is not None:
-                stmt = stmt.where(table.c.id != own_id)
-            if conn.execute(stmt.limit(1)).first() is not None:
+            stmt = rt.tables.prebuilt(("taken", module.name, f.name), partial(_taken, table, f.name))
+            if conn.execute(stmt, {"value": values[f.name], "own": own_id or 0}).first() is not None:
                 errors[f.name] = "already used by another record"
     return errors
 
@@ -242,7 +259,8 @@ def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn:
         for f in module.fields:
             if f.type == "autonumber" and f.format:
                 values[f.name] = _next_number(c, rt, f.format)
-        key = c.execute(sa.insert(rt.tables[name]).values(**values)).inserted_primary_key
+        table = rt.tables[name]
+        key = c.execute(rt.tables.prebuilt(("insert", name), lambda: sa.insert(table)), values).inserted_primary_key
         assert key is not None
         new_id = key[0]
         _write_rows(c, rt, module, new_id, rows, me, stamp)

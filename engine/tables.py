@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -11,6 +13,7 @@ from engine.fieldtypes import REGISTRY
 from engine.spec import Field, Module, Spec
 
 NAME_LIMIT = 60
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -19,9 +22,18 @@ class Tables:
 
     metadata: sa.MetaData
     modules: dict[str, sa.Table]
+    statements: dict[tuple[str, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __getitem__(self, module: str) -> sa.Table:
         return self.modules[module]
+
+    def prebuilt(self, key: tuple[str, ...], make: Callable[[], T]) -> T:
+        """The statement called `key`, built on first use and then reused with bound parameters: building a statement
+        and its cache key costs more than running a small one (a create checks, inserts and reads several)."""
+        found = self.statements.get(key)
+        if found is None:
+            found = self.statements[key] = make()
+        return cast(T, found)
 
 
 def _column(f: Field) -> sa.Column[object] | None:
