@@ -158,3 +158,18 @@ def test_columns_sharing_a_label_keep_both_values(runtime: Runtime) -> None:
     assert [[c.value for c in row] for row in sheet.iter_rows()] == [["Name (name)", "Name (notes)", "Staff"], ["Acme", "=1+1", 7],
                                                                      [None, "n", None]]
     assert sheet["B2"].data_type == "s" and sheet["A1"].font.b and sheet.freeze_panes == "A2"
+
+
+def test_values_excel_cannot_hold_still_export(runtime: Runtime) -> None:
+    """Excel's dates start in 1900 and a cell holds 32,767 characters: an older date goes out as ISO text and longer
+    text is cut at the limit, instead of failing the export."""
+    from engine.io.export import Column, write_xlsx
+
+    module = runtime.spec.module("account")
+    cols = [Column(module.field("notes"), "Notes", "text"), Column(module.field("founded"), "Founded", "date")]
+    out = io.BytesIO()
+    assert write_xlsx(out, cols, iter([["x" * 40_000, dt.date(1700, 1, 2)], ["New", dt.date(2020, 5, 17)]])) == 2
+    sheet = load_workbook(io.BytesIO(out.getvalue())).active
+    assert sheet["A2"].value == "x" * 32_767
+    assert sheet["B2"].value == "1700-01-02" and sheet["B2"].data_type == "s"
+    assert sheet["B3"].value == dt.datetime(2020, 5, 17) and sheet["B3"].is_date

@@ -11,7 +11,8 @@ import csv
 import datetime as dt
 import io
 import operator
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any, BinaryIO, cast
@@ -28,6 +29,8 @@ from engine.spec import Field, Module
 FORMATS = ("xlsx", "csv")
 PAGE = 2_000
 RISKY = ("=", "+", "-", "@", "\t", "\r")
+EXCEL_YEARS = (1900, 9999)
+EXCEL_CELL = 32_767
 STRINGS = ("text", "textarea", "email", "phone", "url", "autonumber")  # stored as text: already a cell
 
 
@@ -80,9 +83,8 @@ def rows(rt: Runtime, access: Access, module: Module, query: ListQuery, cols: li
     found: dict[str, dict[int, str]] = {}  # this page's link titles
     pick = operator.itemgetter(*where) if len(where) > 1 else lambda r: (r[where[0]],)
     changes = [(i, cell) for i, c in enumerate(cols) if (cell := _cells(c, access.actor.locale, found)) is not None]
-    with rt.db.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=PAGE).execute(stmt)
-        for part in result.partitions(PAGE):
+    with rt.db.connect() as conn, closing(conn.execution_options(stream_results=True, yield_per=PAGE).execute(stmt)) as result:
+        for part in result.partitions(PAGE):  # the server-side cursor is closed even when the reader stops half-way
             if links:
                 found.clear()
                 found.update(titles(rt, access, module, [{n: r[i] for n, i in links.items()} for r in part], links))
@@ -137,16 +139,38 @@ def write_xlsx(target: str | IO[bytes], cols: list[Column], values: Iterator[lis
     formats = {h: Format().set_num_format(fmt) for h, c in zip(headers, cols, strict=True) if (fmt := number_format(c))}
     count = 0
 
+    dates = [i for i, c in enumerate(cols) if c.kind in ("date", "datetime")]
+    texts = [i for i, c in enumerate(cols) if c.kind == "text" and _may_overflow(c.field)]
+
     def records() -> Iterator[dict[str, Any]]:
         nonlocal count
         for count, row in enumerate(values, start=1):  # noqa: B007 (the count is read after the loop)
+            for i in dates:  # Excel has no date before 1900 (or after 9999): such a date goes out as ISO text, not lost
+                when = row[i]
+                if when is not None and not EXCEL_YEARS[0] <= when.year <= EXCEL_YEARS[1]:
+                    row[i] = when.isoformat()
+            for i in texts:  # a cell holds 32,767 characters: longer text is cut there (the CSV export keeps it whole)
+                text = row[i]
+                if text is not None and len(text) > EXCEL_CELL:
+                    row[i] = text[:EXCEL_CELL]
             yield dict(zip(headers, row, strict=True))
 
     widths = [max(10.0, min(40.0, len(h) * 2.0)) for h in headers]
     writer = FastExcel(cast(BinaryIO, target)).sheet(title[:31] or "Export", records(), column_formats=formats,
                                                    header_format=Format().set_bold(), column_widths=widths)
-    writer.freeze(row=1).save()
+    try:
+        writer.freeze(row=1).save()
+    finally:
+        if isinstance(values, Generator):
+            values.close()  # a writer failing half-way leaves no cursor open
     return count
+
+
+def _may_overflow(f: Field) -> bool:
+    """Whether a text column can hold more than an Excel cell: not choices, and not text with a length limit below it."""
+    if f.type in ("select", "multiselect") or stored_type(f) != f.type:
+        return False
+    return f.type != "text" or (f.max_length or 255) > EXCEL_CELL
 
 
 def unique_headers(cols: list[Column]) -> list[str]:
