@@ -173,3 +173,11 @@ def test_values_excel_cannot_hold_still_export(runtime: Runtime) -> None:
     assert sheet["A2"].value == "x" * 32_767
     assert sheet["B2"].value == "1700-01-02" and sheet["B2"].data_type == "s"
     assert sheet["B3"].value == dt.datetime(2020, 5, 17) and sheet["B3"].is_date
+
+
+def test_sheet_names_excel_refuses_are_made_acceptable() -> None:
+    from engine.io.export import sheet_name
+
+    assert sheet_name("报价/合同") == "报价 合同"
+    assert sheet_name("'Quotes [2026]: *?'") == "Quotes  2026"
+    assert sheet_name("x" * 40) == "x" * 31 and sheet_name("''") == "Export"

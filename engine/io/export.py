@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import operator
+import re
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
@@ -156,7 +157,7 @@ def write_xlsx(target: str | IO[bytes], cols: list[Column], values: Iterator[lis
             yield dict(zip(headers, row, strict=True))
 
     widths = [max(10.0, min(40.0, len(h) * 2.0)) for h in headers]
-    writer = FastExcel(cast(BinaryIO, target)).sheet(title[:31] or "Export", records(), column_formats=formats,
+    writer = FastExcel(cast(BinaryIO, target)).sheet(sheet_name(title), records(), column_formats=formats,
                                                    header_format=Format().set_bold(), column_widths=widths)
     try:
         writer.freeze(row=1).save()
@@ -164,6 +165,12 @@ def write_xlsx(target: str | IO[bytes], cols: list[Column], values: Iterator[lis
         if isinstance(values, Generator):
             values.close()  # a writer failing half-way leaves no cursor open
     return count
+
+
+def sheet_name(title: str) -> str:
+    """A worksheet name Excel takes: at most 31 characters, none of [ ] : * ? / \\, no apostrophe at either end."""
+    name = re.sub(r"[\[\]:*?/\\]", " ", title)[:31].strip(" '")
+    return name or "Export"
 
 
 def _may_overflow(f: Field) -> bool:
