@@ -34,8 +34,11 @@ class Draft:
     id: int | None = None
 
 
-def create_many(conn: sa.Connection, rt: Runtime, access: Access, module: Module, drafts: Sequence[Draft]) -> None:
-    """Validate every draft, then insert the valid ones; sets `errors` or `id` on each draft."""
+def create_many(conn: sa.Connection, rt: Runtime, access: Access, module: Module, drafts: Sequence[Draft],
+                known_new: frozenset[str] = frozenset()) -> None:
+    """Validate every draft, then insert the valid ones; sets `errors` or `id` on each draft. `known_new` names unique
+    fields whose given values the caller has just looked up and found in no stored record (then only the batch is
+    checked for them)."""
     if not access.can(module, "create"):
         raise Forbidden(f"you may not create {module.name} records")
     me, stamp = access.actor.user_id, now()
@@ -45,7 +48,7 @@ def create_many(conn: sa.Connection, rt: Runtime, access: Access, module: Module
     for d in drafts:
         if _child_rows(conn, rt, access, module, d):
             _validate(module, d, me, access.actor.locale)
-    _unique(conn, rt, module, drafts)
+    _unique(conn, rt, module, drafts, known_new)
     valid = [d for d in drafts if not d.errors]
     if not valid:
         return
@@ -104,13 +107,14 @@ def _validate(module: Module, d: Draft, me: int | None, locale: str) -> None:
     d.errors = {k: v for k, v in errors.items() if k not in parse_errors} | parse_errors
 
 
-def _unique(conn: sa.Connection, rt: Runtime, module: Module, drafts: Sequence[Draft]) -> None:
+def _unique(conn: sa.Connection, rt: Runtime, module: Module, drafts: Sequence[Draft], known_new: frozenset[str]) -> None:
     """Unique fields: taken in the database, or by an earlier valid draft of the same batch."""
     table = rt.tables[module.name]
     for f in module.stored_fields:
         if not f.unique or f.type == "autonumber":
             continue
-        wanted = {d.values[f.name] for d in drafts if not d.errors and d.values.get(f.name) is not None}
+        wanted = {d.values[f.name] for d in drafts if not d.errors and d.values.get(f.name) is not None
+                  and not (f.name in known_new and f.name in d.given)}
         taken = set(conn.execute(sa.select(table.c[f.name]).where(table.c[f.name].in_(wanted))).scalars()) if wanted else set()
         for d in drafts:
             value = d.values.get(f.name)

@@ -301,7 +301,8 @@ def _insert(job: Job, inserts: list[tuple[Item, Draft]]) -> None:
     for _, draft in inserts:
         draft.values = {k: v for k, v in draft.values.items() if v is not None and k not in computed}
     if job.options.bulk:
-        create_many(job.conn, job.rt, job.access, job.module, [d for _, d in inserts])
+        key = job.result.key  # `_existing` has just found these drafts' keys in no stored record
+        create_many(job.conn, job.rt, job.access, job.module, [d for _, d in inserts], frozenset({key} if key else ()))
     else:
         for _, draft in inserts:
             _create_one(job, draft)
