@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -29,6 +29,7 @@ BATCH = 1_000
 Progress = Callable[[int, int], None]
 Finish = Callable[[sa.Connection, Result], None]
 Parser = Callable[[Any], Any]
+T = TypeVar("T")
 BULK_CACHE_KB = 16_384
 
 
@@ -49,25 +50,23 @@ class Job:
 
     def parsers(self, module: Module) -> dict[str, Parser]:
         """Field name → its column parser."""
-        key = ("parsers", module.name)
-        if key not in self.made:
-            self.made[key] = {f.name: column_parser(f) for f in module.fields}
-        return cast(dict[str, Parser], self.made[key])
+        return self._once("parsers", module, lambda: {f.name: column_parser(f) for f in module.fields})
 
     def links(self, module: Module) -> tuple[str, ...]:
         """The module's link and user fields (the cells the resolver turns into ids)."""
-        key = ("links", module.name)
-        if key not in self.made:
-            self.made[key] = tuple(f.name for f in module.fields if f.type in ("link", "user") and f.name != "id")
-        return cast(tuple[str, ...], self.made[key])
+        return self._once("links", module, lambda: tuple(f.name for f in module.fields if f.type in ("link", "user") and f.name != "id"))
 
     def computed(self, module: Module) -> frozenset[str]:
         """Fields an insert never takes from the file: id, formulas, autonumbers, system fields but the owner."""
-        key = ("computed", module.name)
+        return self._once("computed", module, lambda: frozenset(
+            f.name for f in module.fields if f.type in ("formula", "autonumber") or (f.system and f.name != "owner")) | {"id"})
+
+    def _once(self, what: str, module: Module, make: Callable[[], T]) -> T:
+        """What `make` works out for a module, once per import (callers ask once per batch)."""
+        key = (what, module.name)
         if key not in self.made:
-            self.made[key] = frozenset(f.name for f in module.fields
-                                       if f.type in ("formula", "autonumber") or (f.system and f.name != "owner")) | {"id"}
-        return cast(frozenset[str], self.made[key])
+            self.made[key] = make()
+        return cast(T, self.made[key])
 
 
 def prepare(rt: Runtime, access: Access, name: str, path: str, kind: str, options: Options,
