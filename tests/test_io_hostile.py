@@ -7,6 +7,7 @@ import functools
 import resource
 import time
 from collections.abc import Callable
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.io.limits import DEFAULT_LIMITS, FileRejected
-from engine.io.readers import file_kind, read_rows
+from engine.io.readers import SheetRows, file_kind
 from engine.runtime import Runtime
 
 from . import io_files
@@ -75,11 +76,12 @@ def test_hostile_workbook_is_read_with_little_memory(tmp_path: Path, case: str) 
     path = tmp_path / CASES[case][1]
     path.write_bytes(_data(case))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sizes: dict[str, int] = {}
+    sheet = SheetRows(str(path), file_kind(str(path), path.name), DEFAULT_LIMITS)
     start = time.monotonic()
     with pytest.raises(FileRejected):
-        for _ in read_rows(str(path), file_kind(str(path), path.name), DEFAULT_LIMITS, sizes):
+        for _ in chain(sheet.head(), sheet.rows()):
             pass
+    sizes = sheet.sizes
     assert time.monotonic() - start < SECONDS
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: the server process stays small
     assert sizes.get("worker_kb", 0) < 300_000  # the reader process too, when it lived to say so

@@ -83,6 +83,27 @@ def test_dry_run_lists_errors_by_row_and_column_and_writes_nothing(runtime: Runt
     assert skipped.applied and set(_accounts(runtime)) == {"Good"}
 
 
+def test_rows_parsed_in_the_reader_process_import_as_rows_parsed_here(runtime: Runtime, tmp_path: Path) -> None:
+    # past the first rows (where the header is looked for), an .xlsx is parsed in its reader process; a CSV here
+    rows: list[list[Any]] = [["Title of the export"], ["Name", "Category", "Credit limit", "Employees", "Founded", "Parent"]]
+    rows += [[f"Firm {i}", "重要客户" if i % 2 else "general", f"{i},000", i, f"2026/11/{i % 28 + 1}", None] for i in range(1, 31)]
+    rows += [["Bad", "platinum", -5, "many", "someday", "Nobody"], [None] * 6, ["Late", "new", 1, 2, "22.11.2026", "Firm 1"]]
+    results = {}
+    for kind, data in (("xlsx", xlsx(rows)), ("csv", csv_bytes(rows))):
+        with runtime.db.begin() as conn:
+            conn.execute(sa.delete(runtime.tables["account"]))
+        result = _run(runtime, _file(tmp_path, data, f"many.{kind}"), kind=kind, on_error="skip")
+        stored = {name: (r["category"], r["credit_limit"], r["employees"], r["founded"]) for name, r in _accounts(runtime).items()}
+        results[kind] = (result.inserted, result.failed, sorted((p.row, p.column, p.value, p.reason) for p in result.problems), stored)
+    assert results["xlsx"] == results["csv"], (results["xlsx"][:3], results["csv"][:3])
+    inserted, failed, problems, stored = results["xlsx"]
+    assert (inserted, failed) == (31, 1)
+    assert stored["Firm 7"] == ("key", Decimal("7000.00"), 7, dt.date(2026, 11, 8)) and stored["Late"][3] == dt.date(2026, 11, 22)
+    by_column = {column: (row, value) for row, column, value, _ in problems}
+    assert by_column == {"Category": (33, "platinum"), "Credit limit": (33, "-5"), "Employees": (33, "many"), "Founded": (33, "someday"),
+                         "Parent": (33, "Nobody")}
+
+
 def test_upsert_twice_changes_nothing_the_second_time_and_shows_diffs(runtime: Runtime, tmp_path: Path) -> None:
     records.create(runtime, SYSTEM, "account", {"name": "Acme", "credit_limit": 5, "category": "new"})
     data = xlsx([["Name", "Category", "Credit limit"], ["Acme", "Key", "1,000"], ["Beta", "General", 2]])

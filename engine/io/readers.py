@@ -16,12 +16,16 @@ import pickle
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.io.limits import FileRejected, Limits, TooLarge, Unsupported
 from engine.io.safety import sniff
+
+if TYPE_CHECKING:  # the xlsx reader process imports the field types only once it has a plan
+    from engine.io.cells import Record, RowPlan
 
 Row = tuple[int, list[Any]]
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -39,20 +43,63 @@ def file_kind(path: str, filename: str) -> str:
     return sniff(head, filename)
 
 
-def read_rows(path: str, kind: str, limits: Limits, sizes: dict[str, int] | None = None) -> Iterator[Row]:
-    """(sheet row number, cells) for every row of the first sheet, within the limits, cells as `tidy` leaves them;
-    `sizes['rows']` gets the row count as soon as it is known (for progress bars), `sizes['worker_kb']` the xlsx
-    reader's peak memory."""
-    sizes = {} if sizes is None else sizes
-    if kind == "xlsx":  # the reader process has tidied the cells and checked the sheet's size
-        yield from _xlsx_rows(path, limits, sizes)
-        return
-    for count, (number, cells) in enumerate(_csv_rows(path, limits, sizes), start=1):
-        if count > limits.max_rows + limits.header_scan:
-            raise FileRejected(f"the sheet has more than {limits.max_rows} rows (empty rows count too): split it into smaller files")
-        if len(cells) > limits.max_columns:
-            raise FileRejected(f"row {number} has {len(cells)} columns (at most {limits.max_columns})")
-        yield number, tidy(cells, number, limits)
+def read_rows(path: str, kind: str, limits: Limits) -> Iterator[Row]:
+    """(sheet row number, cells) for every row of the first sheet, within the limits, cells as `tidy` leaves them."""
+    sheet = SheetRows(path, kind, limits)
+    try:
+        yield from sheet.head()
+        yield from sheet.rows()
+    finally:
+        sheet.close()
+
+
+class SheetRows:
+    """An uploaded sheet's rows, read once, front to back: the first `header_scan` rows (to find the header in), then
+    the rest, as rows or, given a plan, as parsed records. An .xlsx is read (and parsed) in a capped child process on
+    another core; `sizes['rows']` is the row count once known (for progress bars), `sizes['worker_kb']` the reader's
+    peak memory."""
+
+    def __init__(self, path: str, kind: str, limits: Limits) -> None:
+        self.sizes: dict[str, int] = {}
+        self._proc = _start(path, limits) if kind == "xlsx" else None
+        batches = _messages(self._proc, self.sizes) if self._proc else _csv_batches(path, limits, self.sizes)
+        self._batches: Generator[list[Any], None, None] = batches
+
+    def head(self) -> list[Row]:
+        """The first rows: the header is among them."""
+        return next(self._batches, [])
+
+    def rows(self) -> Iterator[Row]:
+        """The rows after the head, cells as `tidy` leaves them."""
+        self._plan(None)
+        for batch in self._batches:
+            yield from batch
+
+    def records(self, plan: RowPlan) -> Iterator[Record]:
+        """The records of the rows after the head, parsed by `plan` (blank rows left out)."""
+        self._plan(plan)
+        if self._proc is not None:
+            for batch in self._batches:
+                yield from batch
+            return
+        parse = plan.parser()
+        for batch in self._batches:
+            for number, cells in batch:
+                parsed = parse(cells)
+                if parsed is not None:
+                    yield number, *parsed, cells
+
+    def close(self) -> None:
+        """Stop reading (ends the reader process)."""
+        self._batches.close()
+
+    def _plan(self, plan: RowPlan | None) -> None:
+        if self._proc is None:
+            return
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # the reader has stopped: its message says why
+            pickle.dump(plan, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._proc.stdin.flush()
 
 
 def tidy(cells: Iterable[Any], number: int, limits: Limits) -> list[Any]:
@@ -68,22 +115,12 @@ def tidy(cells: Iterable[Any], number: int, limits: Limits) -> list[Any]:
     return out
 
 
-def _xlsx_rows(path: str, limits: Limits, sizes: dict[str, int]) -> Iterator[Row]:
+def _start(path: str, limits: Limits) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), RUST_BACKTRACE="0")
     cmd = [sys.executable, "-m", "engine.io.xlsx_worker", path, json.dumps(dataclasses.asdict(limits))]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, env=env)
     _widen(proc)
-    timer = threading.Timer(READ_SECONDS, proc.kill)
-    timer.start()
-    try:
-        yield from _messages(proc, sizes)
-    finally:
-        timer.cancel()
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+    return proc
 
 
 def _widen(proc: subprocess.Popen[bytes]) -> None:
@@ -93,28 +130,51 @@ def _widen(proc: subprocess.Popen[bytes]) -> None:
         fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
-def _messages(proc: subprocess.Popen[bytes], sizes: dict[str, int]) -> Iterator[Row]:
-    assert proc.stdout is not None
+def _messages(proc: subprocess.Popen[bytes], sizes: dict[str, int]) -> Generator[list[Any], None, None]:
+    """The reader process's batches: rows (numbered here) or records (numbered there); ends the process when done."""
+    assert proc.stdout is not None and proc.stdin is not None
+    timer = threading.Timer(READ_SECONDS, proc.kill)
+    timer.start()
     number = 1
-    while True:
-        try:
-            message = pickle.load(proc.stdout)
-        except (EOFError, pickle.UnpicklingError):
-            proc.wait()
-            raise FileRejected("the workbook could not be read within the limits: its cells span too many rows and columns "
-                               "(a stray cell far below or right of the data?), or reading took too long") from None
-        if message[0] == "done":
-            sizes["worker_kb"] = message[1]
-            return
-        if message[0] == "error":
-            sizes["worker_kb"] = message[3]
-            raise ERRORS.get(message[1], FileRejected)(message[2])
-        if message[0] == "start":
-            number, sizes["rows"] = message[1], message[2]
-            continue
-        for cells in message[1]:
-            yield number, cells
-            number += 1
+    try:
+        while True:
+            try:
+                message = pickle.load(proc.stdout)
+            except (EOFError, pickle.UnpicklingError):
+                proc.wait()
+                raise FileRejected("the workbook could not be read within the limits: its cells span too many rows and columns "
+                                   "(a stray cell far below or right of the data?), or reading took too long") from None
+            kind = message[0]
+            if kind == "done":
+                sizes["worker_kb"] = message[1]
+                return
+            if kind == "error":
+                sizes["worker_kb"] = message[3]
+                raise ERRORS.get(message[1], FileRejected)(message[2])
+            if kind == "start":
+                number, sizes["rows"] = message[1], message[2]
+            elif kind == "records":
+                yield message[1]
+            else:
+                yield list(enumerate(message[1], start=number))
+                number += len(message[1])
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+
+
+def _csv_batches(path: str, limits: Limits, sizes: dict[str, int]) -> Generator[list[Any], None, None]:
+    """The CSV's rows within the limits, tidied: the first `header_scan` as one batch, then batches of 1,000."""
+    rows = _csv_rows(path, limits, sizes)
+    size = limits.header_scan
+    while batch := [(n, tidy(cells, n, limits)) for n, cells in islice(rows, size)]:
+        yield batch
+        size = 1_000
 
 
 def detect_encoding(path: str) -> str:
@@ -168,6 +228,10 @@ def _csv_rows(path: str, limits: Limits, sizes: dict[str, int]) -> Iterator[Row]
         f.seek(0)
         try:
             for number, cells in enumerate(csv.reader(f, delimiter=delimiter), start=1):
+                if number > limits.max_rows + limits.header_scan:
+                    raise FileRejected(f"the sheet has more than {limits.max_rows} rows (empty rows count too): split it into smaller files")
+                if len(cells) > limits.max_columns:
+                    raise FileRejected(f"row {number} has {len(cells)} columns (at most {limits.max_columns})")
                 yield number, [_unquote(c) for c in cells]
         except csv.Error as exc:
             raise FileRejected(f"the CSV cannot be read: {exc} (a cell longer than {limits.max_cell} characters?)") from None

@@ -4,7 +4,7 @@ inside one transaction that is rolled back for a dry run or (all-or-nothing) whe
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -13,22 +13,20 @@ import sqlalchemy as sa
 from engine import records
 from engine.access import Access
 from engine.errors import Forbidden, Invalid
-from engine.fieldtypes import ParseError
 from engine.io import columns
 from engine.io.bulk import Draft, create_many
-from engine.io.cells import as_text, cell_parser
+from engine.io.cells import Parsed, Parser, as_text, column_parser, parse_cells
 from engine.io.limits import DEFAULT_LIMITS, Limits
 from engine.io.links import Resolver
 from engine.io.plan import SAMPLES, Options, Problem, Result
-from engine.io.sheet import Item, Sheet, items, open_sheet
+from engine.io.sheet import Item, Sheet, open_sheet
 from engine.io.updates import update_item
 from engine.runtime import Runtime
-from engine.spec import Field, Module
+from engine.spec import Module
 
 BATCH = 1_000
 Progress = Callable[[int, int], None]
 Finish = Callable[[sa.Connection, Result], None]
-Parser = Callable[[Any], Any]
 T = TypeVar("T")
 BULK_CACHE_KB = 16_384
 
@@ -61,6 +59,10 @@ class Job:
         return self._once("computed", module, lambda: frozenset(
             f.name for f in module.fields if f.type in ("formula", "autonumber") or (f.system and f.name != "owner")) | {"id"})
 
+    def column(self, target: str) -> int | None:
+        """The sheet column of `target` (a mapped field)."""
+        return self._once("columns", self.module, lambda: {t: i for i, t in enumerate(self.result.mapping) if t}).get(target)
+
     def _once(self, what: str, module: Module, make: Callable[[], T]) -> T:
         """What `make` works out for a module, once per import (callers ask once per batch)."""
         key = (what, module.name)
@@ -76,13 +78,13 @@ def prepare(rt: Runtime, access: Access, name: str, path: str, kind: str, option
     if not access.can(module, "import"):
         raise Forbidden(f"you may not import {module.name} records")
     found = columns.targets(rt.spec, module)
+    if options.key is not None and options.key not in found:
+        raise Invalid("unknown key field", {"key": f"'{options.key}' is not a field of {module.name}"})
     sheet = open_sheet(path, kind, found, limits)
     proposed = list(options.mapping) if options.mapping is not None else columns.propose(sheet.headers, found, sheet.names)
     proposed = (proposed + [None] * len(sheet.headers))[: len(sheet.headers)]
     key = options.key or columns.default_key(module, proposed)
     mapping = proposed if options.mapping is not None else columns.settle(proposed, found, key)
-    if key is not None and key not in found:
-        raise Invalid("unknown key field", {"key": f"'{key}' is not a field of {module.name}"})
     return sheet, mapping, key
 
 
@@ -91,7 +93,12 @@ def execute(rt: Runtime, access: Access, name: str, path: str, kind: str, option
     """Run the import (or its dry run) and return what it did; commits only a clean (or skip-errors) apply."""
     options = options.checked()
     sheet, mapping, key = prepare(rt, access, name, path, kind, options, limits)
-    module = rt.spec.module(name)
+    with closing(sheet):
+        return _run(rt, access, rt.spec.module(name), sheet, mapping, key, options, progress, finish)
+
+
+def _run(rt: Runtime, access: Access, module: Module, sheet: Sheet, mapping: list[str | None], key: str | None, options: Options,
+         progress: Progress | None, finish: Finish | None) -> Result:
     found = columns.targets(rt.spec, module)
     columns.check(rt.spec, module, access, sheet.headers, mapping, found, key)
     if options.mode != "insert" and key is None:
@@ -102,7 +109,7 @@ def execute(rt: Runtime, access: Access, name: str, path: str, kind: str, option
         job = Job(conn, rt, access, module, options, found, result, Resolver(conn, rt, access),
                   {m: h or m for h, m in zip(sheet.headers, mapping, strict=False) if m})
         try:
-            for batch in _batches(job, items(sheet.rows, mapping, key)):
+            for batch in _batches(job, sheet.items(mapping, key, found)):
                 _run_batch(job, batch)
                 if progress:
                     progress(result.records, max(sheet.total, result.records))
@@ -193,60 +200,27 @@ def _action(job: Job, draft: Draft, target: Any) -> str:
 
 
 def _parse(job: Job, item: Item, parsers: dict[str, Parser]) -> Draft:
-    """Parent and child cells parsed through the field registry; link cells are resolved afterwards."""
-    draft = Draft({}, given=set())
-    _parse_into(parsers, item.cells, draft.values, draft.errors, "", draft.given)
+    """Parent and child cells parsed through the field registry (unless parsed as they were read); link cells stay
+    text until they are resolved."""
+    values, errors = item.parsed or _parse_into(parsers, item.cells, "")
+    given = {k for k, v in item.cells.items() if v is not None}
+    draft = Draft(dict(values), given=given | errors.keys() if errors else given, errors=dict(errors))
     for (number, column, value) in item.conflicts:
         draft.errors.setdefault(column, f"row {number} repeats this record's key with a different value '{as_text(value)}'")
     for table, lines in item.lines.items():
         parsers = job.parsers(job.rt.spec.module(job.module.field(table).module or ""))
         rows = []
         for i, (_, cells) in enumerate(lines):
-            values: dict[str, Any] = {}
-            _parse_into(parsers, {k: v for k, v in cells.items() if v is not None}, values, draft.errors, f"{table}[{i}].")
+            values, errors = _parse_into(parsers, {k: v for k, v in cells.items() if v is not None}, f"{table}[{i}].")
+            draft.errors.update(errors)
             rows.append(values)
         draft.rows[table] = rows
     return draft
 
 
-def _parse_into(parsers: dict[str, Parser], cells: dict[str, Any], values: dict[str, Any], errors: dict[str, str], where: str,
-                given: set[str] | None = None) -> None:
-    for name, value in cells.items():
-        if value is None:
-            values[name] = None
-            continue
-        if given is not None:
-            given.add(name)
-        try:
-            values[name] = parsers[name](value)
-        except ParseError as exc:
-            errors[where + name] = str(exc)
-
-
-def column_parser(f: Field) -> Parser:
-    """How the importer reads a non-empty cell of `f`: links wait for the resolver, computed and system fields are
-    kept as given (they are refused or dropped later), the rest parse through the field registry."""
-    if f.name == "id":
-        return _id
-    if f.type in ("link", "user"):
-        return lambda value: _Pending(as_text(value))
-    if f.type in ("formula", "autonumber") or (f.system and f.name != "owner"):
-        return lambda value: value
-    return cell_parser(f)
-
-
-def _id(value: Any) -> int:
-    try:
-        return int(float(as_text(value).lstrip("#")))
-    except ValueError:
-        raise ParseError("expected a record id") from None
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """A link cell's text, until the resolver turns it into an id."""
-
-    text: str
+def _parse_into(parsers: dict[str, Parser], cells: dict[str, Any], where: str) -> Parsed:
+    values, problems = parse_cells(parsers, cells)
+    return values, {where + name: reason for name, reason in problems.items()} if where else problems
 
 
 def _resolve(job: Job, batch: list[Item], parsed: list[Draft]) -> None:
@@ -256,11 +230,11 @@ def _resolve(job: Job, batch: list[Item], parsed: list[Draft]) -> None:
     wanted: dict[tuple[str, str], set[str]] = {}
     for _, found in cells:
         for module, name, values, _ in found:
-            wanted.setdefault((module, name), set()).add(values[name].text)
+            wanted.setdefault((module, name), set()).add(values[name])
     answers = {k: job.resolver.resolve(job.rt.spec.module(k[0]).field(k[1]), v) for k, v in wanted.items()}
     for draft, found in cells:
         for module, name, values, where in found:
-            answer = answers[(module, name)][values[name].text]
+            answer = answers[(module, name)][values[name]]
             if isinstance(answer, int):
                 values[name] = answer
             else:
@@ -269,11 +243,11 @@ def _resolve(job: Job, batch: list[Item], parsed: list[Draft]) -> None:
 
 
 def _link_cells(job: Job, draft: Draft, links: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any], str]]:
-    out = [(job.module.name, n, draft.values, n) for n in links if isinstance(draft.values.get(n), _Pending)]
+    out = [(job.module.name, n, draft.values, n) for n in links if type(draft.values.get(n)) is str]
     for table, rows in draft.rows.items():
         child = job.rt.spec.module(job.module.field(table).module or "")
         names = job.links(child)
-        out += [(child.name, n, r, f"{table}[{i}].{n}") for i, r in enumerate(rows) for n in names if isinstance(r.get(n), _Pending)]
+        out += [(child.name, n, r, f"{table}[{i}].{n}") for i, r in enumerate(rows) for n in names if type(r.get(n)) is str]
     return out
 
 
@@ -340,7 +314,7 @@ def _fail(job: Job, item: Item, draft: Draft) -> None:
     for where, reason in draft.errors.items():
         row, target = _locate(item, where)
         column = job.headers_of.get(target) or _label(job, target)
-        value = _cell_text(item, where, target)
+        value = _cell_text(job, item, where, target)
         job.result.problems.append(Problem(row, column, value, reason))
         rows.add(row)
     for row in item.rows:  # the record's other rows go into the error report with it
@@ -364,8 +338,12 @@ def _label(job: Job, target: str) -> str:
     return found.label(job.access.actor.locale) if found else (target or "")
 
 
-def _cell_text(item: Item, where: str, target: str) -> str:
-    if "." not in target:
+def _cell_text(job: Job, item: Item, where: str, target: str) -> str:
+    """The cell as the file gave it."""
+    if item.row is not None:
+        at = job.column(target)
+        value = item.row[at] if at is not None and at < len(item.row) else None
+    elif "." not in target:
         value = item.cells.get(target)
     else:
         table, name = target.split(".", 1)

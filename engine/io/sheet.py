@@ -9,35 +9,61 @@ from itertools import chain
 from typing import Any
 
 from engine.errors import Invalid
+from engine.io.cells import Parsed, RowPlan
 from engine.io.columns import Target, is_names_row, score
 from engine.io.limits import FileRejected, Limits
-from engine.io.readers import Row, read_rows
+from engine.io.readers import Row, SheetRows
 
 
 @dataclass(frozen=True)
 class Sheet:
-    """The header (its sheet row number and texts), the template's names row if any, and the data rows."""
+    """The header (its sheet row number and texts), the template's names row if any, and the data rows: those read
+    with the header, then the reader's."""
 
     header_row: int
     headers: list[str]
     names: list[Any] | None
-    rows: Iterator[Row]
+    first: list[Row]
+    reader: SheetRows
     total: int = 0
-    sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """What the reader found out about the file (see `SheetRows`)."""
+        return self.reader.sizes
+
+    def items(self, mapping: Sequence[str | None], key: str | None, found: dict[str, Target]) -> Iterator[Item]:
+        """Records of the file; with child columns, rows repeating a key (or leaving the parent blank) join it.
+        Without, each non-blank row is a record, its cells parsed where they are read."""
+        if any(m and "." in m for m in mapping):
+            yield from _grouped(chain(self.first, self.reader.rows()), mapping, key)
+            return
+        plan = RowPlan.of(mapping, {t: found[t].field for t in mapping if t})
+        parse = plan.parser()
+        for number, cells in self.first:
+            parsed = parse(cells)
+            if parsed is not None:
+                yield Item([number], parsed[0], parsed=parsed, row=cells)
+        for number, values, problems, cells in self.reader.records(plan):
+            yield Item([number], values, parsed=(values, problems), row=cells)
+
+    def close(self) -> None:
+        """Stop reading the file."""
+        self.reader.close()
 
 
 def open_sheet(path: str, kind: str, found: dict[str, Target], limits: Limits) -> Sheet:
     """Read up to `header_scan` rows to find the header: the row naming the most fields."""
-    sizes: dict[str, int] = {}
-    rows = read_rows(path, kind, limits, sizes)
-    head: list[Row] = []
-    for row in rows:
-        head.append(row)
-        if len(head) >= limits.header_scan:
-            break
+    reader = SheetRows(path, kind, limits)
+    try:
+        head = reader.head()
+    except BaseException:
+        reader.close()
+        raise
     scored = [(score(cells, found), i) for i, (_, cells) in enumerate(head)]
     best = max(scored, key=lambda s: (s[0], -s[1]), default=(0, 0))
     if best[0] == 0:
+        reader.close()
         raise FileRejected("no header row found: the first rows must name the columns (field labels or names); "
                            "download the template to see them")
     at = best[1]
@@ -45,18 +71,22 @@ def open_sheet(path: str, kind: str, found: dict[str, Target], limits: Limits) -
     names = head[at + 1][1] if at + 1 < len(head) and is_names_row(head[at + 1][1], found) else None
     rest = head[at + 1 + (names is not None):]
     headers = [str(c).strip() if c is not None else "" for c in header]
-    total = max(0, sizes.get("rows", 0) - at - 1 - (names is not None))
-    return Sheet(number, headers, names, chain(rest, rows), total, sizes)
+    total = max(0, reader.sizes.get("rows", 0) - at - 1 - (names is not None))
+    return Sheet(number, headers, names, rest, reader, total)
 
 
 @dataclass
 class Item:
-    """One record of the file: its sheet rows, parent cells by target, and child rows per table."""
+    """One record of the file: its sheet rows, parent cells by target, and child rows per table. A record parsed as
+    it was read (one row, no child tables) has `parsed` (its values and parse errors) and its sheet `row`; its `cells`
+    are then the parsed values."""
 
     rows: list[int]
     cells: dict[str, Any]
     lines: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
     conflicts: list[tuple[int, str, Any]] = field(default_factory=list)
+    parsed: Parsed | None = None
+    row: list[Any] | None = None
 
 
 def _split(cells: Sequence[Any], mapping: Sequence[str | None]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -71,19 +101,6 @@ def _split(cells: Sequence[Any], mapping: Sequence[str | None]) -> tuple[dict[st
         else:
             parent[target] = value
     return parent, {t: c for t, c in child.items() if any(v is not None for v in c.values())}
-
-
-def items(rows: Iterable[Row], mapping: Sequence[str | None], key: str | None) -> Iterator[Item]:
-    """Records of the file; with child columns, rows repeating a key (or leaving the parent blank) join it."""
-    if any(m and "." in m for m in mapping):
-        yield from _grouped(rows, mapping, key)
-        return
-    targets = [(i, t) for i, t in enumerate(mapping) if t]
-    for number, cells in rows:
-        width = len(cells)
-        parent = {t: cells[i] if i < width else None for i, t in targets}
-        if any(v is not None for v in parent.values()):
-            yield Item([number], parent)
 
 
 def _grouped(rows: Iterable[Row], mapping: Sequence[str | None], key: str | None) -> Iterator[Item]:

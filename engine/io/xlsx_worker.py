@@ -2,7 +2,9 @@
 
 A hostile sheet can make a reader allocate rows × columns cells at once (one stray cell far away is enough); in a
 child process whose address space is capped in proportion to the unpacked workbook, that allocation fails at once
-and ends the child, never the server. Run as `python -m engine.io.xlsx_worker PATH LIMITS_JSON`.
+and ends the child, never the server. The first rows go out alone; once the importer has found the header among them
+it sends a plan on stdin (or None), and the rest are parsed here, on this process's core, into records. Run as
+`python -m engine.io.xlsx_worker PATH LIMITS_JSON`.
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ import json
 import pickle
 import resource
 import sys
-from typing import Any, BinaryIO
+from collections.abc import Iterator
+from itertools import islice
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from engine.io.limits import FileRejected, Limits
 from engine.io.readers import tidy
 from engine.io.safety import check_zip
+
+if TYPE_CHECKING:
+    from engine.io.cells import Record, RowPlan
 
 BATCH = 2_000
 MEMORY_CAP = 2_000_000_000
@@ -38,16 +45,42 @@ def _read(path: str, limits: Limits, out: BinaryIO) -> None:
         raise FileRejected(f"the sheet has {sheet.width} columns (at most {limits.max_columns})")
     if sheet.height > limits.max_rows + limits.header_scan:
         raise FileRejected(f"the sheet has {sheet.height} rows (at most {limits.max_rows})")
-    start = sheet.start or (0, 0)
-    _send(out, ("start", start[0] + 1, sheet.height))
+    first = (sheet.start or (0, 0))[0] + 1
+    _send(out, ("start", first, sheet.height))
+    rows = enumerate(sheet.iter_rows(), start=first)
+    _send(out, ("rows", [tidy(row, number, limits) for number, row in islice(rows, limits.header_scan)]))
+    out.flush()
+    plan = pickle.load(sys.stdin.buffer)  # after the importer has found the header: what to parse the rest for
+    if plan is None:
+        _send_rows(rows, limits, out)
+    else:
+        _send_records(rows, plan, limits, out)
+    _send(out, ("done", peak_kb()))
+
+
+def _send_rows(rows: Iterator[tuple[int, list[Any]]], limits: Limits, out: BinaryIO) -> None:
     batch: list[list[Any]] = []
-    for number, row in enumerate(sheet.iter_rows(), start=start[0] + 1):
+    for number, row in rows:
         batch.append(tidy(row, number, limits))
         if len(batch) == BATCH:
             _send(out, ("rows", batch))
             batch = []
     _send(out, ("rows", batch))
-    _send(out, ("done", peak_kb()))
+
+
+def _send_records(rows: Iterator[tuple[int, list[Any]]], plan: RowPlan, limits: Limits, out: BinaryIO) -> None:
+    """Rows parsed into records here, on this process's core (blank rows left out)."""
+    parse = plan.parser()
+    batch: list[Record] = []
+    for number, row in rows:
+        cells = tidy(row, number, limits)
+        parsed = parse(cells)
+        if parsed is not None:
+            batch.append((number, *parsed, cells))
+            if len(batch) == BATCH:
+                _send(out, ("records", batch))
+                batch = []
+    _send(out, ("records", batch))
 
 
 def peak_kb() -> int:

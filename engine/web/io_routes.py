@@ -126,6 +126,7 @@ def _store(ctx: Ctx) -> tuple[str, str, str]:
 
 def _proposal(ctx: Ctx, name: str, path: str, kind: str, options: Options) -> dict[str, Any]:
     sheet, mapping, key = prepare(ctx.rt, ctx.access, name, path, kind, options)
+    sheet.close()
     return {"proposal": {"headers": sheet.headers, "mapping": mapping, "key": key, "header_row": sheet.header_row,
                          "rows": sheet.total}}
 
@@ -262,6 +263,7 @@ def _with_mapping(ctx: Ctx, name: str, path: str, kind: str, options: Options, b
     if by_header is None:
         return options
     sheet, proposed, _ = prepare(ctx.rt, ctx.access, name, path, kind, options)
+    sheet.close()
     mapping = tuple(by_header.get(h, p) for h, p in zip(sheet.headers, proposed, strict=True))
     return Options(options.mode, options.key, options.on_error, options.dry_run, mapping=mapping)
 
