@@ -47,6 +47,9 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_plain)  # as `dump` writes each value
+
+
 def load_value(f: Field, text: str | None) -> Any:
     """Read back a value written by `dump` as the field's Python value."""
     if text is None:
@@ -73,10 +76,11 @@ def create_entry(module: Module, record_id: int | None, values: Record, rows: di
                  at: dt.datetime) -> Record:
     """The 'create' audit row of a record: `new` is one JSON object, field name → value as `dump` writes it (a row per
     field made an import write a dozen audit rows per record); `history` shows it field by field."""
-    parts = [f"{encode_basestring(k)}:{dump(v)}" for k, v in values.items() if k not in SKIP and v is not None]
-    parts += [f"{encode_basestring(k)}:{dump(_rows(v))}" for k, v in rows.items() if v]
+    new = {k: v for k, v in values.items() if k not in SKIP and v is not None}
+    if rows:
+        new.update((k, _rows(v)) for k, v in rows.items() if v)
     return {"module": module.name, "record_id": record_id, "change": "create", "version": 1, "user_id": user, "at": at,
-            "field": None, "old": None, "new": "{" + ",".join(parts) + "}"}
+            "field": None, "old": None, "new": _ENCODER.encode(new)}
 
 
 def _rows(rows: list[Record]) -> list[Record]:

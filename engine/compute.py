@@ -111,9 +111,7 @@ def check_record(module: Module, values: Values, locale: str = "en", extra: Mapp
     """Field rules (required, required_if, min/max, length, pattern) and record validations."""
     errors: Errors = {}
     scope: dict[str, Any] | None = None  # built when a condition asks for it (most records of an import need none)
-    for f in module.fields:
-        if f.system or f.type in ("formula", "autonumber", "table") or f.hidden:
-            continue
+    for f in module.given_fields:
         value = values.get(f.name)
         if value is None:
             if f.visible_if is not None or f.required_if is not None:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -375,13 +376,13 @@ def parse_value(f: Field, value: Any) -> Any:
 
 def check_value(f: Field, value: Any) -> str | None:
     """The first rule a parsed, non-empty value breaks (min/max, length, pattern), or None."""
-    if value is None:
-        return None
-    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-        if f.min is not None and value < Decimal(str(f.min)):
+    kind = type(value)
+    if kind is int or kind is Decimal:
+        if f.min is not None and value < _bound(f.min):
             return f"must be at least {f.min:g}"
-        if f.max is not None and value > Decimal(str(f.max)):
+        if f.max is not None and value > _bound(f.max):
             return f"must be at most {f.max:g}"
+        return None
     if isinstance(value, str) and f.type not in ("select", "multiselect"):
         limit = f.max_length or (255 if f.type == "text" else None)
         if limit and len(value) > limit:
@@ -391,6 +392,12 @@ def check_value(f: Field, value: Any) -> str | None:
         if f.pattern and not re.fullmatch(f.pattern, value):
             return f"does not match the expected format {f.pattern}"
     return None
+
+
+@cache
+def _bound(limit: float) -> Decimal:
+    """A min or max as a Decimal, compared as written (0.1 is 0.1, not the float nearest it)."""
+    return Decimal(str(limit))
 
 
 def show(f: Field, value: Any, locale: str = "en") -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,22 +64,9 @@ def make_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-GC_YOUNG = 10_000
-
-
-def tune_gc() -> None:
-    """Run the cycle collector after 10,000 new container objects instead of Python's 700. A request or an imported
-    row makes many short-lived dicts and tuples that refcounting frees; at 700 the collector still ran 2,500 times
-    during a 100k-row import (1.2 s of 8.7 s), at 10,000 about ten times. Loom's own data makes few cycles."""
-    young, middle, old = gc.get_threshold()
-    if young < GC_YOUNG:
-        gc.set_threshold(GC_YOUNG, middle, old)
-
-
 def open_runtime(settings: Settings, db: sa.Engine | None = None, customizations: dict[str, Any] | None = None,
                  revision: int = 0) -> Runtime:
     """Load the metadata and build the tables (the database schema is not touched here)."""
-    tune_gc()
     engine = db or make_engine(settings.db_url)
     if customizations is None:
         from engine.customize import current_layer

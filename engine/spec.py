@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from engine.expr import Expr
@@ -251,6 +252,11 @@ class Module:
     def tables(self) -> tuple[Field, ...]:
         """Child-table fields."""
         return tuple(f for f in self.fields if f.type == "table")
+
+    @cached_property
+    def given_fields(self) -> tuple[Field, ...]:
+        """Fields whose values users give (the record rules check them): not system, computed, hidden or child tables."""
+        return tuple(f for f in self.fields if not (f.system or f.type in ("formula", "autonumber", "table") or f.hidden))
 
     def action(self, name: str) -> Action | None:
         """The record action called `name`, if any."""

@@ -143,8 +143,7 @@ def _numbers(conn: sa.Connection, rt: Runtime, module: Module, drafts: list[Draf
 def _insert(conn: sa.Connection, rt: Runtime, module: Module, drafts: list[Draft], me: int | None, stamp: dt.datetime) -> None:
     table = rt.tables[module.name]
     columns = [c.name for c in table.columns if c.name != "id" and any(c.name in d.values for d in drafts)]
-    params = [{c: d.values.get(c) for c in columns} for d in drafts]
-    ids = insert_rows(conn, table, params)
+    ids = insert_rows(conn, table, columns, [d.values for d in drafts])
     for d, new_id in zip(drafts, ids, strict=True):
         d.id = new_id
     _insert_rows(conn, rt, module, drafts, me, stamp)
@@ -152,43 +151,50 @@ def _insert(conn: sa.Connection, rt: Runtime, module: Module, drafts: list[Draft
     insert_plain(conn, log, [audit.create_entry(module, d.id, d.values, d.rows, me, stamp) for d in drafts])
 
 
-def insert_rows(conn: sa.Connection, table: sa.Table, params: list[Values]) -> list[int]:
-    """Insert rows and return their ids in order, with ids chosen first so that the rows go in as one plain
-    executemany (RETURNING many rows in order costs a statement per row on SQLite)."""
+def insert_rows(conn: sa.Connection, table: sa.Table, columns: list[str], rows: list[Values]) -> list[int]:
+    """Insert rows (their `columns`; a missing one is NULL) and return their ids in order, with ids chosen first so
+    that the rows go in as one plain executemany (RETURNING many rows in order costs a statement per row on SQLite)."""
     if conn.dialect.name == "postgresql":
         sequence = sa.func.pg_get_serial_sequence(table.name, "id")
-        ids = list(conn.execute(sa.select(sa.func.nextval(sequence)).select_from(sa.func.generate_series(1, len(params)))).scalars())
+        ids = list(conn.execute(sa.select(sa.func.nextval(sequence)).select_from(sa.func.generate_series(1, len(rows)))).scalars())
+        start = 0
     elif conn.dialect.name == "sqlite":
-        first = conn.execute(sa.insert(table).values(params[0])).inserted_primary_key
+        first = conn.execute(sa.insert(table).values({c: rows[0].get(c) for c in columns})).inserted_primary_key
         assert first is not None
-        ids = list(range(first[0], first[0] + len(params)))  # the write lock is ours now: the next ids are free
-        params = params[1:]
-        ids_left = ids[1:]
-        if params:
-            insert_plain(conn, table, [p | {"id": i} for p, i in zip(params, ids_left, strict=True)])
-        return ids
+        ids = list(range(first[0], first[0] + len(rows)))  # the write lock is ours now: the next ids are free
+        start = 1
     else:
+        params = [{c: r.get(c) for c in columns} for r in rows]
         return list(conn.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), params).scalars())
-    insert_plain(conn, table, [p | {"id": i} for p, i in zip(params, ids, strict=True)])
+    insert_values(conn, table, ["id", *columns], [[i, *map(r.get, columns)] for i, r in zip(ids[start:], rows[start:], strict=True)])
     return ids
 
 
 def insert_plain(conn: sa.Connection, table: sa.Table, rows: list[Values]) -> None:
-    """Core's executemany without its per-row parameter work: the statement compiled once, each column's bind
-    processor applied once per distinct value (an import writes a dozen audit rows per record); COPY on PostgreSQL."""
+    """Core's executemany without its per-row parameter work (see `insert_values`), for rows as dicts."""
     names = sorted({k for r in rows for k in r})
+    get = operator.itemgetter(*names)
+    insert_values(conn, table, names, [list(get(r)) if len(r) == len(names) else [r.get(n) for n in names] for r in rows])
+
+
+def insert_values(conn: sa.Connection, table: sa.Table, names: list[str], rows: list[list[Any]]) -> None:
+    """Rows of values for the columns `names`, in one statement compiled once, each column's bind processor applied
+    once per distinct value (an import writes the same few select keys and dates again and again); COPY on PostgreSQL."""
+    if not rows:
+        return
     compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=names)
     order = list(compiled.positiontup or []) if compiled.positional else names
-    get = operator.itemgetter(*order)
-    values = [list(get(r)) if len(r) == len(names) else [r.get(n) for n in order] for r in rows]
+    if order != names:
+        at = [names.index(n) for n in order]
+        rows = [[r[i] for i in at] for r in rows]
     for i, name in enumerate(order):
         process = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if process is not None:
-            _convert(values, i, process)
+            _convert(rows, i, process)
     if conn.dialect.driver == "psycopg":
-        _copy(conn, table, order, values)
+        _copy(conn, table, order, rows)
         return
-    params: list[Any] = [tuple(v) for v in values] if compiled.positional else [dict(zip(order, v, strict=True)) for v in values]
+    params: list[Any] = [tuple(v) for v in rows] if compiled.positional else [dict(zip(order, v, strict=True)) for v in rows]
     conn.exec_driver_sql(str(compiled), params)
 
 
