@@ -243,12 +243,12 @@ class Module:
         """The role's rule in this module, if it has one."""
         return dict(self.permissions).get(role)
 
-    @property
+    @cached_property
     def stored_fields(self) -> tuple[Field, ...]:
         """Fields with a column."""
         return tuple(f for f in self.fields if f.stored)
 
-    @property
+    @cached_property
     def tables(self) -> tuple[Field, ...]:
         """Child-table fields."""
         return tuple(f for f in self.fields if f.type == "table")

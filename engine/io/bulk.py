@@ -172,7 +172,8 @@ def insert_rows(conn: sa.Connection, table: sa.Table, columns: list[str], rows: 
 
 def insert_plain(conn: sa.Connection, table: sa.Table, rows: list[Values]) -> None:
     """Core's executemany without its per-row parameter work (see `insert_values`), for rows as dicts."""
-    names = sorted({k for r in rows for k in r})
+    given = {k for r in rows for k in r}
+    names = [c.name for c in table.columns if c.name in given]  # the statement's order: no reordering
     get = operator.itemgetter(*names)
     insert_values(conn, table, names, [list(get(r)) if len(r) == len(names) else [r.get(n) for n in names] for r in rows])
 

