@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,7 +191,7 @@ def insert_values(conn: sa.Connection, table: sa.Table, names: list[str], rows: 
     for i, name in enumerate(order):
         process = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if process is not None:
-            _convert(rows, i, process)
+            convert(rows, i, process)
     if conn.dialect.driver == "psycopg":
         _copy(conn, table, order, rows)
         return
@@ -209,9 +209,10 @@ def _copy(conn: sa.Connection, table: sa.Table, names: list[str], rows: list[lis
             copy.write_row(row)
 
 
-def _convert(values: list[list[Any]], i: int, process: Any) -> None:
+def convert(rows: list[list[Any]], i: int, process: Callable[[Any], Any]) -> None:
+    """Apply a column's bind or result processor to column `i` of `rows`, once per distinct value."""
     memo: dict[Any, Any] = {}
-    for row in values:
+    for row in rows:
         value = row[i]
         if value is None:
             continue
