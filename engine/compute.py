@@ -81,7 +81,7 @@ def _coerce(f: Field, value: Any) -> Any:
 def compute_formulas(module: Module, values: Values, extra: Mapping[str, Any] | None = None) -> Errors:
     """Set every formula field in `values` (in declaration order, twice so formulas may chain)."""
     errors: Errors = {}
-    formulas = [f for f in module.fields if f.type == "formula" and f.expr is not None]
+    formulas = module.formula_fields
     if not formulas:
         return errors
     scope = scope_of(module, values, extra)  # built once, then kept in step with each formula set

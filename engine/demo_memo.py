@@ -128,7 +128,7 @@ def view(module: Module, exprs: list[Expr], also: set[str]) -> Module:
 
 def formula_view(module: Module) -> Module:
     """The module reduced to its formulas and the fields they read (compute_formulas on it sets the same values)."""
-    formulas = [f for f in module.fields if f.type == "formula" and f.expr is not None]
+    formulas = list(module.formula_fields)
     return view(module, [f.expr for f in formulas if f.expr is not None], {f.name for f in formulas})
 
 

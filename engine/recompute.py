@@ -22,7 +22,7 @@ log = logging.getLogger("loom.recompute")
 
 def clock_formulas(module: Module) -> list[str]:
     """Names of the module's formula fields whose value depends on the date (directly or through others)."""
-    formulas = {f.name: f.expr.names for f in module.fields if f.type == "formula" and f.expr is not None}
+    formulas = {f.name: f.expr.names for f in module.formula_fields if f.expr is not None}
     stale = {name for name, names in formulas.items() if names & CLOCK_NAMES}
     grew = True
     while grew:

@@ -242,8 +242,8 @@ def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn:
     _require(access, module, "create")
     values, raw_rows, parse_errors = _parse(module, raw, access)
     rows = {k: _parse_rows(rt, access, module.field(k), v) for k, v in raw_rows.items()}
-    for f in module.fields:
-        if f.name not in values and f.default is not None and f.writable:
+    for f in module.defaulted_fields:
+        if f.name not in values:
             values[f.name] = default_for(f, access.actor.user_id)
     values.setdefault("owner", access.actor.user_id)
     given = set(raw)

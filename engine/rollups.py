@@ -32,7 +32,7 @@ def fed_by(spec: Spec, source: str) -> list[Module]:
 
 def dependent_formulas(module: Module) -> list[str]:
     """Formulas (other than rollups) reading a rollup, directly or through other formulas."""
-    reads = {f.name: f.expr.names for f in module.fields if f.type == "formula" and f.expr is not None}
+    reads = {f.name: f.expr.names for f in module.formula_fields if f.expr is not None}
     stale = {f.name for f in rollup_fields(module)}
     grew = True
     while grew:

@@ -254,6 +254,16 @@ class Module:
         return tuple(f for f in self.fields if f.type == "table")
 
     @cached_property
+    def formula_fields(self) -> tuple[Field, ...]:
+        """Formula fields with their expressions, in declaration order."""
+        return tuple(f for f in self.fields if f.type == "formula" and f.expr is not None)
+
+    @cached_property
+    def defaulted_fields(self) -> tuple[Field, ...]:
+        """Fields a new record takes a default for."""
+        return tuple(f for f in self.fields if f.default is not None and f.writable)
+
+    @cached_property
     def given_fields(self) -> tuple[Field, ...]:
         """Fields whose values users give (the record rules check them): not system, computed, hidden or child tables."""
         return tuple(f for f in self.fields if not (f.system or f.type in ("formula", "autonumber", "table") or f.hidden))

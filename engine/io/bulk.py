@@ -57,8 +57,8 @@ def create_many(conn: sa.Connection, rt: Runtime, access: Access, module: Module
 
 
 def _prepare(d: Draft, module: Module, me: int | None, stamp: dt.datetime) -> None:
-    for f in module.fields:
-        if f.name not in d.values and f.default is not None and f.writable:
+    for f in module.defaulted_fields:
+        if f.name not in d.values:
             d.values[f.name] = default_for(f, me)
     d.values.setdefault("owner", me)
     d.values.update(created_at=stamp, updated_at=stamp, created_by=me, updated_by=me, version=1)

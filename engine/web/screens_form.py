@@ -184,7 +184,7 @@ def initial_raw(ctx: Ctx, module: Module, record: dict[str, Any] | None) -> tupl
 
 def _defaults(ctx: Ctx, module: Module, names: list[str]) -> dict[str, Any]:
     me = ctx.user.id if ctx.user else None
-    values = {f.name: default_for(f, me) for f in module.fields if f.default is not None and f.writable}
+    values = {f.name: default_for(f, me) for f in module.defaulted_fields}
     given = lenient(module, {k: v for k, v in ctx.request.query_params.items() if k in names and k in ctx.access.writable(module)})
     values |= {k: v for k, v in given.items() if v is not None}
     compute_formulas(module, values, {"me": me})
