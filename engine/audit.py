@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from engine.runtime import Runtime
 
 Record = dict[str, Any]
-SKIP = ("id", "created_at", "created_by", "updated_at", "updated_by", "version")
+SKIP = frozenset(("id", "created_at", "created_by", "updated_at", "updated_by", "version"))
 
 
 def dump(value: Any) -> str | None:

@@ -23,7 +23,7 @@ from engine.spec import Module
 Values = dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Draft:
     """One record to create: parsed values, parsed child rows per table, the names the file gave."""
 
@@ -166,7 +166,9 @@ def insert_rows(conn: sa.Connection, table: sa.Table, columns: list[str], rows: 
     else:
         params = [{c: r.get(c) for c in columns} for r in rows]
         return list(conn.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), params).scalars())
-    insert_values(conn, table, ["id", *columns], [[i, *map(r.get, columns)] for i, r in zip(ids[start:], rows[start:], strict=True)])
+    names = [c.name for c in table.columns if c.name == "id" or c.name in columns]  # the statement's order
+    head, tail = names[:names.index("id")], names[names.index("id") + 1:]
+    insert_values(conn, table, names, [[*map(r.get, head), i, *map(r.get, tail)] for i, r in zip(ids[start:], rows[start:], strict=True)])
     return ids
 
 

@@ -75,7 +75,7 @@ def open_sheet(path: str, kind: str, found: dict[str, Target], limits: Limits) -
     return Sheet(number, headers, names, rest, reader, total)
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """One record of the file: its sheet rows, parent cells by target, and child rows per table. A record parsed as
     it was read (one row, no child tables) has `parsed` (its values and parse errors) and its sheet `row`; its `cells`
