@@ -90,15 +90,18 @@ def titles(rt: Runtime, access: Access, module: Module, rows: list[dict[str, Any
 
 
 def _titles_of(conn: sa.Connection, rt: Runtime, access: Access, target: str | None, ids: set[int]) -> dict[int, str]:
+    wanted = {"ids": list(ids)}
     if target is None:
         users = rt.tables.metadata.tables["loom_user"]
-        rows = conn.execute(sa.select(users.c.id, sa.func.coalesce(users.c.full_name, users.c.username)).where(users.c.id.in_(ids)))
-        return {r[0]: r[1] for r in rows}
+        named = rt.tables.prebuilt(("user titles",), lambda: sa.select(users.c.id, sa.func.coalesce(users.c.full_name, users.c.username))
+                                   .where(users.c.id.in_(sa.bindparam("ids", expanding=True))))
+        return {r[0]: r[1] for r in conn.execute(named, wanted)}
     other = rt.spec.module(target)
     table = rt.tables[target]
     title = other.title_field if other.title_field in access.readable(other) else "id"
-    stmt = sa.select(table.c.id, table.c[title]).where(table.c.id.in_(ids))
+    stmt = rt.tables.prebuilt(("titles", target, title), lambda: sa.select(table.c.id, table.c[title])
+                              .where(table.c.id.in_(sa.bindparam("ids", expanding=True))))
     scope = access.row_filter(other, table, "read")
     if scope is not None:
         stmt = stmt.where(scope)
-    return {r[0]: str(r[1]) if r[1] is not None else f"#{r[0]}" for r in conn.execute(stmt)}
+    return {r[0]: str(r[1]) if r[1] is not None else f"#{r[0]}" for r in conn.execute(stmt, wanted)}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
+from markupsafe import Markup
 from starlette.responses import Response
 
 from engine import listing, records
@@ -20,7 +21,7 @@ from engine.web.forms import section_visible
 from engine.web.i18n import translate
 from engine.web.screens_list import Row, rows_of, titles_for
 from engine.web.screens_lookup import resolve
-from engine.web.views import NUMERIC, Cell, formatter, go, page, paths, screen_module, with_query
+from engine.web.views import NUMERIC, Cell, cell_html, formatter, go, page, paths, screen_module, with_query
 
 RELATED_ROWS = 10
 
@@ -33,6 +34,12 @@ class Shown:
     label: str
     cell: Cell
     table: Any = None
+
+    @property
+    def html(self) -> Markup:
+        """The value as shown: escaped, with its link or badge (a dash when empty), made here rather than by a
+        template macro per field."""
+        return Markup(cell_html(self.cell)) if self.cell.text else Markup("—")
 
 
 @dataclass(frozen=True)
