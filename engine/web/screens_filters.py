@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
+
+from markupsafe import Markup
 
 from engine.fieldtypes import stored_type
 from engine.spec import Field, Module
@@ -110,6 +113,13 @@ class FilterWidget:
     def active(self) -> bool:
         """Whether the filter narrows the list now."""
         return bool(self.value or self.low or self.high)
+
+    @property
+    def options_html(self) -> Markup:
+        """The choices as <option> elements, the current one selected, every text escaped (joined here: a filter may
+        offer dozens of users, and a template expression per attribute costs more than the list's rows)."""
+        return Markup("".join(f'<option value="{escape(v)}"{" selected" if v == self.value else ""}>{escape(label)}</option>'
+                              for v, label in self.options))
 
 
 def filter_widgets(ctx: Ctx, module: Module, params: ListParams) -> list[FilterWidget]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -164,13 +165,29 @@ def list_values(ctx: Ctx, module: Module) -> tuple[dict[str, Any], int]:
         values["errors"] = exc.fields or {"": exc.message}
         values["columns"] = headers_of(ctx, module, params, columns, module.layout.list.sort, base)
         return values, 422
-    values |= {"rows": rows_of(ctx, module, rows, columns), "columns": headers_of(ctx, module, params, columns, query.sort, base),
+    shown = rows_of(ctx, module, rows, columns)
+    values |= {"rows": shown, "body": body_html(ctx, shown), "columns": headers_of(ctx, module, params, columns, query.sort, base),
                "pager": pager_of(params, base, next_cursor, earlier)}
     if ctx.request.query_params.get("count") == "1":
         values["count"] = count_text(ctx, module, query)  # without JavaScript, the count link asks for it inline
     else:
         values["count_url"] = with_query(url("list_count", module=module.name), params.url_params())
     return values, 200
+
+
+def body_html(ctx: Ctx, rows: list[Row]) -> Markup:
+    """The list table's rows, each with its selection checkbox, joined here (one template expression for the page)."""
+    label = html.escape(translate("select_row", ctx.locale))
+    return Markup("".join(f'<tr><td class="check"><input type="checkbox" name="ids" value="{r.id}" form="bulk" aria-label="{label} #{r.id}">'
+                          f'</td>{r.html}</tr>' for r in rows))
+
+
+def column_choices(ctx: Ctx, module: Module, shown: list[str]) -> Markup:
+    """The column chooser's checkboxes (readable stored fields, the shown ones checked), escaped and joined here."""
+    readable = ctx.access.readable(module)
+    return Markup("".join(f'<label class="check"><input type="checkbox" name="columns" value="{html.escape(f.name)}"'
+                          f'{" checked" if f.name in shown else ""}> {html.escape(f.label(ctx.locale))}</label>'
+                          for f in module.stored_fields if f.name in readable))
 
 
 def screen_extras(ctx: Ctx, module: Module, params: ListParams) -> dict[str, Any]:
@@ -188,8 +205,7 @@ def screen_extras(ctx: Ctx, module: Module, params: ListParams) -> dict[str, Any
         "import_url": route_path(ctx, "io_import", module=module.name) if access.can(module, "import") else None,
         "kanban_url": with_query(url("kanban", module=module.name), params.url_params())
         if kanban and kanban in access.readable(module) else None,
-        "all_columns": [(f.name, f.label(ctx.locale)) for f in module.stored_fields if f.name in access.readable(module)],
-        "shown": columns_of(ctx, module, params),
+        "column_choices": column_choices(ctx, module, columns_of(ctx, module, params)),
     }
 
 
