@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
-from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import sqlalchemy as sa
 
 from engine.fieldtypes import parse_value, stored_type
@@ -21,22 +21,11 @@ SKIP = frozenset(("id", "created_at", "created_by", "updated_at", "updated_by", 
 
 
 def dump(value: Any) -> str | None:
-    """A value as stored in the audit trail (JSON text); the plain values most fields hold skip the JSON encoder's
-    set-up (an import dumps a dozen values per record)."""
-    kind = type(value)
-    if kind is str:
-        return str(encode_basestring(value))
-    if kind is int:
-        return str(value)
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is Decimal:
-        return str(encode_basestring(str(value)))
-    if kind is dt.date:
-        return f'"{value.isoformat()}"'
+    """A value as stored in the audit trail: JSON text (orjson: an import writes one per record, and it encodes
+    several times faster than the standard library)."""
     if value is None:
         return None
-    return json.dumps(value, default=_plain, ensure_ascii=False)
+    return orjson.dumps(value, default=_plain, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _plain(value: Any) -> Any:
@@ -45,9 +34,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     return str(value)
-
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_plain)  # as `dump` writes each value
 
 
 def load_value(f: Field, text: str | None) -> Any:
@@ -80,7 +66,7 @@ def create_entry(module: Module, record_id: int | None, values: Record, rows: di
     if rows:
         new.update((k, _rows(v)) for k, v in rows.items() if v)
     return {"module": module.name, "record_id": record_id, "change": "create", "version": 1, "user_id": user, "at": at,
-            "field": None, "old": None, "new": _ENCODER.encode(new)}
+            "field": None, "old": None, "new": dump(new)}
 
 
 def _rows(rows: list[Record]) -> list[Record]:
