@@ -44,7 +44,7 @@ def list_page(rt: Runtime, access: Access, name: str, query: ListQuery) -> Page:
     with rt.db.connect() as conn:
         if query.page:
             order = [col.desc(), id_col.desc()] if query.descending else [col.asc(), id_col.asc()]
-            rows = [dict(r) for r in conn.execute(stmt.order_by(*order).offset((query.page - 1) * query.limit).limit(query.limit + 1)).mappings()]
+            rows = as_dicts(conn.execute(stmt.order_by(*order).offset((query.page - 1) * query.limit).limit(query.limit + 1)))
         else:
             after = decode_cursor(sort_field, query.cursor) if query.cursor else None
             rows = _keyset(conn, stmt, col, id_col, query, rt.nulls_large, after)
@@ -57,6 +57,12 @@ def list_page(rt: Runtime, access: Access, name: str, query: ListQuery) -> Page:
     return Page(rows, cursor, total)
 
 
+def as_dicts(result: sa.Result[Any]) -> list[dict[str, Any]]:
+    """A result's rows as dicts (zipping the keys with each row: half the cost of going through `.mappings()`)."""
+    keys = list(result.keys())
+    return [dict(zip(keys, r, strict=True)) for r in result]
+
+
 def _keyset(conn: sa.Connection, stmt: sa.Select[Any], col: Any, id_col: Any, query: ListQuery, nulls_large: bool,
             after: tuple[Any, int] | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
@@ -64,7 +70,7 @@ def _keyset(conn: sa.Connection, stmt: sa.Select[Any], col: Any, id_col: Any, qu
         need = query.limit + 1 - len(rows)
         if need <= 0:
             break
-        rows += [dict(r) for r in conn.execute(stmt.where(where).order_by(*order).limit(need)).mappings()]
+        rows += as_dicts(conn.execute(stmt.where(where).order_by(*order).limit(need)))
     return rows
 
 

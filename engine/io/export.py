@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import chain
+from itertools import chain, islice, repeat
 from typing import IO, Any, BinaryIO, cast
 
 import sqlalchemy as sa
@@ -78,15 +78,15 @@ def plan(rt: Runtime, access: Access, name: str, params: list[tuple[str, str]]) 
 
 
 def rows(rt: Runtime, access: Access, module: Module, query: ListQuery, cols: list[Column], floats: bool = False) -> Iterator[list[Any]]:
-    """Cell values in list order, streamed with a server-side cursor; with `floats`, numbers as floats (what an .xlsx
-    cell holds: no Decimal is made of each). The driver's rows are read without Core's per-row work: each column's
+    """Cell values in list order, streamed with a server-side cursor; with `floats`, numbers as floats, cast by the
+    database (what an .xlsx cell holds: no Decimal is made of each). The driver's rows are read without Core's per-row work: each column's
     result processor runs once per distinct value (dates repeat), link titles are looked up once per record linked."""
     table = rt.tables[module.name]
     selected = list(dict.fromkeys([*(c.field.name for c in cols), "id"]))  # the columns first, in order
     stmt = base_select(rt, access, module, query, selected)
     if floats:
         numbers = {c.field.name for c in cols if c.kind in NUMBERS}
-        stmt = stmt.with_only_columns(*(sa.type_coerce(c, sa.Float()).label(c.name) if c.name in numbers else c for c in stmt.selected_columns))
+        stmt = stmt.with_only_columns(*(sa.cast(c, sa.Float()).label(c.name) if c.name in numbers else c for c in stmt.selected_columns))
     col = table.c[query.sort_field]
     stmt = stmt.order_by(*([col.desc(), table.c.id.desc()] if query.descending else [col.asc(), table.c.id.asc()]))
     links = [i for i, c in enumerate(cols) if c.field.type in ("link", "user")]
@@ -165,16 +165,15 @@ def write_xlsx(target: str | IO[bytes], cols: list[Column], values: Iterator[lis
 
     def records() -> Iterator[dict[str, Any]]:
         nonlocal count
-        for count, row in enumerate(values, start=1):  # noqa: B007 (the count is read after the loop)
+        while page := list(islice(values, PAGE)):
             for i in dates:  # Excel has no date before 1900 (or after 9999): such a date goes out as ISO text, not lost
-                when = row[i]
-                if when is not None and not EXCEL_YEARS[0] <= when.year <= EXCEL_YEARS[1]:
-                    row[i] = when.isoformat()
+                convert(page, i, _excel_date)
             for i in texts:  # a cell holds 32,767 characters: longer text is cut there (the CSV export keeps it whole)
-                text = row[i]
-                if text is not None and len(text) > EXCEL_CELL:
-                    row[i] = text[:EXCEL_CELL]
-            yield dict(zip(headers, row, strict=True))
+                for row in page:
+                    if row[i] is not None and len(row[i]) > EXCEL_CELL:
+                        row[i] = row[i][:EXCEL_CELL]
+            count += len(page)
+            yield from map(dict, map(zip, repeat(headers), page))
 
     widths = [max(10.0, min(40.0, len(h) * 2.0)) for h in headers]
     writer = FastExcel(cast(BinaryIO, target)).sheet(sheet_name(title), records(), column_formats=formats,
@@ -185,6 +184,10 @@ def write_xlsx(target: str | IO[bytes], cols: list[Column], values: Iterator[lis
         if isinstance(values, Generator):
             values.close()  # a writer failing half-way leaves no cursor open
     return count
+
+
+def _excel_date(when: dt.date) -> dt.date | str:
+    return when if EXCEL_YEARS[0] <= when.year <= EXCEL_YEARS[1] else when.isoformat()
 
 
 def sheet_name(title: str) -> str:
