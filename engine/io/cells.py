@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from engine.fieldtypes import EXCEL_EPOCH, ParseError, field_type
@@ -54,9 +54,14 @@ def column_parser(f: Field) -> Parser:
         return _id
     if f.type in ("link", "user"):
         return as_text
-    if f.type in ("formula", "autonumber") or (f.system and f.name != "owner"):
+    if computed(f):
         return lambda value: value
     return cell_parser(f)
+
+
+def computed(f: Field) -> bool:
+    """Whether an import never takes `f` from the file: formulas, autonumbers, system fields but the owner."""
+    return f.type in ("formula", "autonumber") or (f.system and f.name != "owner")
 
 
 def _id(value: Any) -> int:
@@ -105,6 +110,14 @@ class RowPlan:
                 return None
             return parse_cells(parsers, given)
         return parse
+
+    def records(self, rows: Iterable[tuple[int, list[Any]]]) -> Iterator[Record]:
+        """The records of numbered rows (blank rows left out)."""
+        parse = self.parser()
+        for number, cells in rows:
+            parsed = parse(cells)
+            if parsed is not None:
+                yield number, *parsed, cells
 
 
 def _bare(f: Field) -> Field:

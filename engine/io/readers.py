@@ -78,16 +78,9 @@ class SheetRows:
     def records(self, plan: RowPlan) -> Iterator[Record]:
         """The records of the rows after the head, parsed by `plan` (blank rows left out)."""
         self._plan(plan)
-        if self._proc is not None:
-            for batch in self._batches:
-                yield from batch
-            return
-        parse = plan.parser()
-        for batch in self._batches:
-            for number, cells in batch:
-                parsed = parse(cells)
-                if parsed is not None:
-                    yield number, *parsed, cells
+        batches = self._batches if self._proc is not None else map(list, map(plan.records, self._batches))
+        for batch in batches:
+            yield from batch
 
     def close(self) -> None:
         """Stop reading (ends the reader process)."""

@@ -17,7 +17,7 @@ from engine.access import Access
 from engine.errors import Forbidden, Invalid
 from engine.io import columns
 from engine.io.bulk import Draft, create_many
-from engine.io.cells import Parsed, Parser, as_text, column_parser, parse_cells
+from engine.io.cells import Parsed, Parser, as_text, column_parser, computed, parse_cells
 from engine.io.limits import DEFAULT_LIMITS, Limits
 from engine.io.links import Resolver
 from engine.io.plan import SAMPLES, Options, Problem, Result
@@ -59,8 +59,7 @@ class Job:
 
     def computed(self, module: Module) -> frozenset[str]:
         """Fields an insert never takes from the file: id, formulas, autonumbers, system fields but the owner."""
-        return self._once("computed", module, lambda: frozenset(
-            f.name for f in module.fields if f.type in ("formula", "autonumber") or (f.system and f.name != "owner")) | {"id"})
+        return self._once("computed", module, lambda: frozenset(f.name for f in module.fields if computed(f)) | {"id"})
 
     def column(self, target: str) -> int | None:
         """The sheet column of `target` (a mapped field)."""

@@ -39,12 +39,7 @@ class Sheet:
             yield from _grouped(chain(self.first, self.reader.rows()), mapping, key)
             return
         plan = RowPlan.of(mapping, {t: found[t].field for t in mapping if t})
-        parse = plan.parser()
-        for number, cells in self.first:
-            parsed = parse(cells)
-            if parsed is not None:
-                yield Item([number], parsed[0], parsed=parsed, row=cells)
-        for number, values, problems, cells in self.reader.records(plan):
+        for number, values, problems, cells in chain(plan.records(self.first), self.reader.records(plan)):
             yield Item([number], values, parsed=(values, problems), row=cells)
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from engine.io.readers import tidy
 from engine.io.safety import check_zip
 
 if TYPE_CHECKING:
-    from engine.io.cells import Record, RowPlan
+    pass
 
 BATCH = 2_000
 MEMORY_CAP = 2_000_000_000
@@ -51,36 +51,21 @@ def _read(path: str, limits: Limits, out: BinaryIO) -> None:
     _send(out, ("rows", [tidy(row, number, limits) for number, row in islice(rows, limits.header_scan)]))
     out.flush()
     plan = pickle.load(sys.stdin.buffer)  # after the importer has found the header: what to parse the rest for
+    tidied = ((number, tidy(row, number, limits)) for number, row in rows)
     if plan is None:
-        _send_rows(rows, limits, out)
-    else:
-        _send_records(rows, plan, limits, out)
+        _send_batches("rows", (cells for _, cells in tidied), out)
+    else:  # parsed here, on this process's core (blank rows left out)
+        _send_batches("records", plan.records(tidied), out)
     _send(out, ("done", peak_kb()))
 
 
-def _send_rows(rows: Iterator[tuple[int, list[Any]]], limits: Limits, out: BinaryIO) -> None:
-    batch: list[list[Any]] = []
-    for number, row in rows:
-        batch.append(tidy(row, number, limits))
-        if len(batch) == BATCH:
-            _send(out, ("rows", batch))
-            batch = []
-    _send(out, ("rows", batch))
-
-
-def _send_records(rows: Iterator[tuple[int, list[Any]]], plan: RowPlan, limits: Limits, out: BinaryIO) -> None:
-    """Rows parsed into records here, on this process's core (blank rows left out)."""
-    parse = plan.parser()
-    batch: list[Record] = []
-    for number, row in rows:
-        cells = tidy(row, number, limits)
-        parsed = parse(cells)
-        if parsed is not None:
-            batch.append((number, *parsed, cells))
-            if len(batch) == BATCH:
-                _send(out, ("records", batch))
-                batch = []
-    _send(out, ("records", batch))
+def _send_batches(kind: str, items: Iterator[Any], out: BinaryIO) -> None:
+    """`items` in messages of `BATCH` (the last one may be empty)."""
+    while True:
+        batch = list(islice(items, BATCH))
+        _send(out, (kind, batch))
+        if len(batch) < BATCH:
+            return
 
 
 def peak_kb() -> int:
