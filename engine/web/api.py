@@ -28,12 +28,12 @@ API_ONLY_PARAMS = frozenset({"expand"})
 MAX_ID = 2**63 - 1
 
 
-
 class FastJSON(JSONResponse):
     """A JSON response encoded by orjson (records and pages are the API's hot path; the values are JSON types already)."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
 
 def guarded(fn: Callable[[Ctx], Response]) -> Endpoint:
     """A login-required endpoint whose values the database refuses (NUL bytes, bad text) answer 422, not 500."""
