@@ -1,0 +1,66 @@
+"""The server database's connection pool: a connection that sat idle is tested before use and replaced when the
+server dropped it; one just returned is used as it is (no round trip)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from engine.runtime import make_engine
+from tests.conftest import _pg_database
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from _pg_database()
+
+
+def _backend(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use(pg_url: str) -> None:
+    engine = make_engine(pg_url, idle_ping=0.0)  # every checkout counts as idle
+    try:
+        with engine.connect() as conn:
+            first = _backend(conn)
+        with engine.connect() as conn:
+            assert _backend(conn) == first  # pooled: the same server process
+        admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar_one() is True
+        admin.dispose()
+        with engine.connect() as conn:  # no error: the dead connection was found and replaced
+            assert _backend(conn) != first
+            assert conn.execute(sa.text("SELECT 41 + 1")).scalar_one() == 42
+    finally:
+        engine.dispose()
+
+
+def test_only_a_connection_idle_for_the_set_time_is_pinged(pg_url: str) -> None:
+    engine = make_engine(pg_url, idle_ping=1.0)
+    pings = 0
+    ping = engine.dialect.do_ping
+
+    def counted(dbapi: object) -> bool:
+        nonlocal pings
+        pings += 1
+        return ping(dbapi)
+
+    engine.dialect.do_ping = counted  # type: ignore[method-assign]
+    try:
+        with engine.connect() as conn:
+            first = _backend(conn)
+        for _ in range(3):
+            with engine.connect() as conn:
+                assert _backend(conn) == first
+        assert pings == 0  # new, then back in the pool a moment ago: no round trip
+        time.sleep(1.1)
+        with engine.connect() as conn:
+            assert _backend(conn) == first
+        assert pings == 1
+    finally:
+        engine.dispose()
