@@ -27,12 +27,12 @@ def now() -> dt.datetime:
 
 
 @contextmanager
-def transaction(rt: Runtime, conn: sa.Connection | None = None) -> Iterator[sa.Connection]:
-    """Use the caller's transaction, or open one."""
+def transaction(rt: Runtime, conn: sa.Connection | None = None, reads: bool = False) -> Iterator[sa.Connection]:
+    """Use the caller's transaction, or open one (`reads`: a connection for reads only, see `Runtime.reads`)."""
     if conn is not None:
         yield conn
         return
-    with rt.db.begin() as own:
+    with (rt.reads if reads else rt.db).begin() as own:
         yield own
 
 
@@ -99,7 +99,7 @@ def get(rt: Runtime, access: Access, name: str, record_id: Any, conn: sa.Connect
     """One record with its child rows, only the fields the actor may read; 404 when out of scope."""
     module = module_of(rt, name)
     _require(access, module, "read")
-    with transaction(rt, conn) as c:
+    with transaction(rt, conn, reads=True) as c:
         row = _row(c, rt, access, module, record_id, "read")
         for fname, per in children(c, rt, module, [row["id"]]).items():
             row[fname] = per[row["id"]]

@@ -6,6 +6,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,14 @@ class Runtime:
     db: sa.Engine
     loaded: Loaded
     revision: int = 0
+
+    @cached_property
+    def reads(self) -> sa.Engine:
+        """The engine for reads (and one-statement writes): on a server database each statement commits by itself. A
+        page's SELECTs then need no BEGIN and ROLLBACK round trips around them (4 of a record page's 7 on PostgreSQL),
+        and under READ COMMITTED each statement sees its own snapshot either way. Never for several writes that
+        must stand or fall together: `db.begin()` is for those."""
+        return self.db if self.db.dialect.name == "sqlite" else self.db.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def nulls_large(self) -> bool:

@@ -175,7 +175,7 @@ def build_ctx(request: Request, form: FormData | None, data: Any, login_required
     """Resolve the session (one lookup with the user and the policy version), CSRF and the user's access."""
     rt = runtime(request)
     store = policy_store(request, rt)
-    with rt.db.begin() as conn:
+    with rt.reads.begin() as conn:  # each statement its own transaction: the lookup, and a touch of the session now and then
         found, kind = _found(conn, request)
     user = _user(request, found, store)
     rt = follow_revision(request, rt, store)
