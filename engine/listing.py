@@ -60,7 +60,7 @@ def list_page(rt: Runtime, access: Access, name: str, query: ListQuery) -> Page:
 def as_dicts(result: sa.Result[Any]) -> list[dict[str, Any]]:
     """A result's rows as dicts (zipping the keys with each row: half the cost of going through `.mappings()`)."""
     keys = list(result.keys())
-    return [dict(zip(keys, r, strict=True)) for r in result]
+    return [dict(zip(keys, r, strict=True)) for r in result.all()]
 
 
 def _keyset(conn: sa.Connection, stmt: sa.Select[Any], col: Any, id_col: Any, query: ListQuery, nulls_large: bool,

@@ -1,4 +1,4 @@
-"""Access settings from the environment: timeouts, login limits and trusted proxies reach the app; a bad value stops the
+"""Settings from the environment: timeouts, login limits, trusted proxies and request threads reach the app; a bad value stops the
 start naming the variable; only a trusted proxy's forwarded scheme and address are believed."""
 
 from __future__ import annotations
@@ -7,7 +7,10 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -24,15 +27,16 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
 
 def test_the_environment_sets_timeouts_limits_and_proxies() -> None:
     state = from_environ({"LOOM_SESSION_IDLE_MINUTES": "30", "LOOM_SESSION_MAX_HOURS": "12", "LOOM_LOGIN_MAX_FAILURES": "3",
-                          "LOOM_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8"})
+                          "LOOM_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8", "LOOM_THREADS": "6"})
     assert state["session_idle"] == dt.timedelta(minutes=30) and state["session_absolute"] == dt.timedelta(hours=12)
     assert state["login_limits"].per_user == 3
     assert state["trusted_proxies"] == ["127.0.0.1", "10.0.0.0/8"]
+    assert state["threads"] == 6
     assert from_environ({"PATH": "/bin", "LOOM_TRUSTED_PROXIES": " "}) == {}
 
 
 @pytest.mark.parametrize(("name", "value"), [("LOOM_SESSION_IDLE_MINUTES", "ten"), ("LOOM_SESSION_MAX_HOURS", "0"),
-                                             ("LOOM_LOGIN_MAX_FAILURES", "-2"), ("LOOM_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local")])
+                                             ("LOOM_LOGIN_MAX_FAILURES", "-2"), ("LOOM_THREADS", "0"), ("LOOM_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local")])
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         from_environ({name: value})
@@ -52,6 +56,25 @@ def _login(app: Any, headers: dict[str, str]) -> Any:
 def _where_from(app: Any) -> str:
     with app.state.runtime.db.connect() as conn:
         return str(logins.history(conn, username="ann")[0]["ip"])
+
+
+def test_a_worker_runs_at_most_its_threads_requests_at_once(make_app: Callable[..., Any]) -> None:
+    running, most, lock = 0, 0, threading.Lock()
+
+    def slow(_rt: Any, _access: Any) -> None:  # runs inside each request's thread
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.15)
+        with lock:
+            running -= 1
+
+    app = make_app(threads=2, access_hook=slow)
+    with TestClient(app) as client, ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda _: client.get("/login").status_code, range(6)))
+    assert statuses == [200] * 6
+    assert most == 2  # two at once, never more; the others waited their turn
 
 
 def test_a_trusted_proxy_makes_the_session_cookie_secure_and_gives_the_callers_address(make_app: Callable[..., Any]) -> None:

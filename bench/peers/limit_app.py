@@ -4,20 +4,24 @@ It serves what Loom serves for the customer module — the list page (25 rows, 8
 on an indexed column, keyset paging), the record page, the create form, and the JSON list and get — on the
 same tables. Like any real app, it checks the session cookie against Loom's session table (one
 indexed lookup per request) and the CSRF token on the form post.
-Run in its own environment: `uvicorn --factory bench.peers.limit_app:app` with BENCH_DB_URL.
+Like Loom, it runs requests in at most 4 threads per worker (see `_threads`). Run in its own environment:
+`uvicorn --factory bench.peers.limit_app:app` with BENCH_DB_URL.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import AsyncIterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import sqlalchemy as sa
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -30,6 +34,7 @@ FILTERS = ("industry", "region", "rating")
 SORTABLE = ("name", "amount", "employees", "founded", "city", "industry", "region", "rating")
 INDUSTRIES = ("manufacturing", "retail", "finance", "energy", "logistics", "healthcare", "education", "construction", "software", "hospitality")
 FORM_FIELDS = ("name", "industry", "region", "rating", "amount", "employees", "founded", "city", "email", "phone")
+THREADS = 4  # as Loom's default (LOOM_THREADS)
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 md = sa.MetaData()
@@ -216,12 +221,21 @@ async def create(request: Request) -> Response:
     return RedirectResponse(f"/m/customer/{rid}", status_code=303)
 
 
+@contextlib.asynccontextmanager
+async def _threads(_app: Starlette) -> AsyncIterator[None]:
+    """Sync endpoints run in at most THREADS threads at once, as Loom's requests do (Starlette's default, 40, costs a
+    CPU-bound page more under concurrent load: the threads take the GIL from each other)."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = int(os.environ.get("BENCH_THREADS", THREADS))
+    yield
+
+
 def app() -> Starlette:
     """The ASGI app (a factory, one per worker)."""
-    made = Starlette(routes=[
+    made = Starlette(lifespan=_threads, routes=[
         Route("/m/customer", list_page), Route("/m/customer/new", new_form, methods=["GET"]),
         Route("/m/customer/new", create, methods=["POST"]), Route("/m/customer/{id:int}", record_page),
         Route("/api/customer", api_list), Route("/api/customer/{id:int}", api_get),
     ])
     made.state.db = engine(os.environ["BENCH_DB_URL"])
+
     return made

@@ -1,4 +1,4 @@
-"""Access settings a deployment gives through the environment: session timeouts, login limits, trusted proxies.
+"""Settings a deployment gives through the environment: session timeouts, login limits, trusted proxies, request threads.
 
 Every worker builds its app from the same environment, so they all agree. A malformed value stops the
 start with a message naming the variable, never a silent default.
@@ -17,6 +17,7 @@ NUMBERS = {
     "LOOM_SESSION_IDLE_MINUTES": "minutes without a request before a web session ends (default 480)",
     "LOOM_SESSION_MAX_HOURS": "hours after login when a web session ends whatever happens (default 168)",
     "LOOM_LOGIN_MAX_FAILURES": "failed logins of one user name within 15 minutes that lock it for 15 minutes (default 5)",
+    "LOOM_THREADS": "requests one worker process runs at once (default 4)",
 }
 PROXIES = "LOOM_TRUSTED_PROXIES"
 
@@ -49,15 +50,18 @@ def _host_or_network(item: str) -> str:
 
 
 def from_environ(env: Mapping[str, str]) -> dict[str, Any]:
-    """App state from LOOM_SESSION_IDLE_MINUTES, LOOM_SESSION_MAX_HOURS, LOOM_LOGIN_MAX_FAILURES and LOOM_TRUSTED_PROXIES."""
+    """App state from LOOM_SESSION_IDLE_MINUTES, LOOM_SESSION_MAX_HOURS, LOOM_LOGIN_MAX_FAILURES, LOOM_THREADS and
+    LOOM_TRUSTED_PROXIES."""
     state: dict[str, Any] = {}
-    idle, most, failures = (_positive(env, name) for name in NUMBERS)
+    idle, most, failures, threads = (_positive(env, name) for name in NUMBERS)
     if idle is not None:
         state["session_idle"] = dt.timedelta(minutes=idle)
     if most is not None:
         state["session_absolute"] = dt.timedelta(hours=most)
     if failures is not None:
         state["login_limits"] = Limits(per_user=failures)
+    if threads is not None:
+        state["threads"] = threads
     proxies = trusted_proxies(env.get(PROXIES, ""))
     if proxies:
         state["trusted_proxies"] = proxies
