@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -49,12 +50,11 @@ class Column:
 
 
 class Row(NamedTuple):
-    """One list row: the record's id, its page, its cells, and the cells as escaped HTML for the list table."""
+    """One row of a related list, panel or card: the record's id, its page and its cells."""
 
     id: int
     href: str
     cells: list[Cell]
-    html: Markup = Markup("")
 
 
 @dataclass(frozen=True)
@@ -119,14 +119,45 @@ def rows_of(ctx: Ctx, module: Module, rows: list[dict[str, Any]], columns: list[
     fields = [module.field(n) for n in columns]
     titles = titles_for(ctx, module, rows, fields)
     shows = [(f.name, formatter(ctx, f, titles.get(f.name))) for f in fields]
-    opens = [column_open(f, ctx.locale) for f in fields]
     path = record_paths(ctx, module.name)
+    return [Row(r["id"], path(r["id"]), [fmt(r.get(name)) for name, fmt in shows]) for r in rows]
+
+
+def list_body(ctx: Ctx, module: Module, rows: list[dict[str, Any]], columns: list[str]) -> Markup:
+    """The list table's rows as escaped HTML, each with its selection checkbox; the first column links to the record.
+    A column's cell markup is made once per distinct value of the page (selects, cities and owners repeat), with no
+    cell objects in between: a list renders 25 × N cells per request."""
+    fields = [module.field(n) for n in columns]
+    titles = titles_for(ctx, module, rows, fields)
+    first, rest = fields[0], fields[1:]
+    show_first = formatter(ctx, first, titles.get(first.name))
+    others = [(f.name, column_open(f, ctx.locale), _memo(formatter(ctx, f, titles.get(f.name)))) for f in rest]
+    open_first, path = column_open(first, ctx.locale), record_paths(ctx, module.name)
+    label = html.escape(translate("select_row", ctx.locale))
     out = []
     for r in rows:
-        href, cells = path(r["id"]), [fmt(r.get(name)) for name, fmt in shows]
-        parts = [f"{o}{cell_html(c, href if i == 0 else None, '#' + str(r['id']))}</td>" for i, (o, c) in enumerate(zip(opens, cells, strict=True))]
-        out.append(Row(r["id"], href, cells, Markup("".join(parts))))
-    return out
+        rid = r["id"]
+        out.append(f'<tr><td class="check"><input type="checkbox" name="ids" value="{rid}" form="bulk" aria-label="{label} #{rid}"></td>'
+                   f'{open_first}{cell_html(show_first(r.get(first.name)), path(rid), f"#{rid}")}</td>')
+        out += [f"{o}{show(r.get(name))}</td>" for name, o, show in others]
+        out.append("</tr>")
+    return Markup("".join(out))
+
+
+def _memo(fmt: Callable[[Any], Cell]) -> Callable[[Any], str]:
+    """A column's value → its cell's inner HTML, worked out once per distinct value."""
+    made: dict[Any, str] = {}
+
+    def show(value: Any) -> str:
+        try:
+            return made[value]
+        except KeyError:
+            made[value] = found = cell_html(fmt(value))
+            return found
+        except TypeError:  # unhashable (a multiselect's list)
+            return cell_html(fmt(value))
+
+    return show
 
 
 def headers_of(ctx: Ctx, module: Module, params: ListParams, columns: list[str], sort: str, base: str) -> list[Column]:
@@ -165,21 +196,13 @@ def list_values(ctx: Ctx, module: Module) -> tuple[dict[str, Any], int]:
         values["errors"] = exc.fields or {"": exc.message}
         values["columns"] = headers_of(ctx, module, params, columns, module.layout.list.sort, base)
         return values, 422
-    shown = rows_of(ctx, module, rows, columns)
-    values |= {"rows": shown, "body": body_html(ctx, shown), "columns": headers_of(ctx, module, params, columns, query.sort, base),
+    values |= {"rows": rows, "body": list_body(ctx, module, rows, columns), "columns": headers_of(ctx, module, params, columns, query.sort, base),
                "pager": pager_of(params, base, next_cursor, earlier)}
     if ctx.request.query_params.get("count") == "1":
         values["count"] = count_text(ctx, module, query)  # without JavaScript, the count link asks for it inline
     else:
         values["count_url"] = with_query(url("list_count", module=module.name), params.url_params())
     return values, 200
-
-
-def body_html(ctx: Ctx, rows: list[Row]) -> Markup:
-    """The list table's rows, each with its selection checkbox, joined here (one template expression for the page)."""
-    label = html.escape(translate("select_row", ctx.locale))
-    return Markup("".join(f'<tr><td class="check"><input type="checkbox" name="ids" value="{r.id}" form="bulk" aria-label="{label} #{r.id}">'
-                          f'</td>{r.html}</tr>' for r in rows))
 
 
 def column_choices(ctx: Ctx, module: Module, shown: list[str]) -> Markup:
