@@ -36,7 +36,8 @@ def test_the_environment_sets_timeouts_limits_and_proxies() -> None:
 
 
 @pytest.mark.parametrize(("name", "value"), [("LOOM_SESSION_IDLE_MINUTES", "ten"), ("LOOM_SESSION_MAX_HOURS", "0"),
-                                             ("LOOM_LOGIN_MAX_FAILURES", "-2"), ("LOOM_THREADS", "0"), ("LOOM_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local")])
+                                             ("LOOM_LOGIN_MAX_FAILURES", "-2"), ("LOOM_THREADS", "0"),
+                                             ("LOOM_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local")])
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         from_environ({name: value})

@@ -32,6 +32,7 @@ from engine.web.views import (
     route_path,
     safe_back,
     screen_module,
+    user_names,
     with_query,
 )
 
@@ -107,9 +108,11 @@ def count_text(ctx: Ctx, module: Module, query: ListQuery) -> tuple[int, bool]:
 
 def titles_for(ctx: Ctx, module: Module, rows: list[dict[str, Any]], fields: list[Field]) -> dict[str, Any]:
     """Titles of linked records and users (one query per link column) and names of attached files."""
-    titles: dict[str, Any] = listing.titles(ctx.rt, ctx.access, module, rows, [f.name for f in fields if f.type in ("link", "user")])
+    titles: dict[str, Any] = listing.titles(ctx.rt, ctx.access, module, rows, [f.name for f in fields if f.type == "link"])
     for f in fields:
-        if f.type == "attachment":
+        if f.type == "user":
+            titles[f.name] = user_names(ctx, (r.get(f.name) for r in rows))
+        elif f.type == "attachment":
             titles[f.name] = file_names(ctx, (r.get(f.name) for r in rows))
     return titles
 

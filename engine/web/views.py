@@ -225,30 +225,41 @@ def cell_html(c: Cell, row_href: str | None = None, fallback: str = "") -> str:
 
 
 def user_options(ctx: Ctx) -> list[tuple[int, str]]:
-    """Active users as (id, name), for user selects. Kept on the app for a few seconds: every list with an owner
-    filter needs them, and a new user may take that long to appear in the choices."""
+    """Active users as (id, name), for user selects."""
+    return _active_users(ctx)[0]
+
+
+def _active_users(ctx: Ctx) -> tuple[list[tuple[int, str]], dict[int, str]]:
+    """Active users as (id, name) by name, and their names by id. Kept on the app for a few seconds: every list with an
+    owner filter needs them, every record page shows its owner and authors, and a new user or a new name may take that
+    long to appear."""
     state = ctx.request.app.state
-    cached: tuple[float, Any, list[tuple[int, str]]] | None = getattr(state, "user_options", None)
+    cached: tuple[float, Any, list[tuple[int, str]], dict[int, str]] | None = getattr(state, "user_options", None)
     if cached is not None and cached[0] > time.monotonic() and cached[1] is ctx.rt.db:
-        return cached[2]
+        return cached[2], cached[3]
     users = ctx.rt.tables.metadata.tables["loom_user"]
     name = sa.func.coalesce(users.c.full_name, users.c.username)
-    with ctx.rt.db.connect() as conn:
+    with ctx.rt.reads.connect() as conn:
         rows = conn.execute(sa.select(users.c.id, name).where(users.c.active.is_(True)).order_by(name).limit(MAX_USERS))
         found = [(r[0], str(r[1])) for r in rows]
-    state.user_options = (time.monotonic() + USERS_TTL, ctx.rt.db, found)
-    return found
+    state.user_options = (time.monotonic() + USERS_TTL, ctx.rt.db, found, dict(found))
+    return found, state.user_options[3]
 
 
 def user_names(ctx: Ctx, ids: Iterable[int | None]) -> dict[int, str]:
-    """Display names of some users (one query)."""
+    """Display names of some users: the active ones from `_active_users`, the others in one query."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
+    known = _active_users(ctx)[1]
+    found = {i: known[i] for i in wanted if i in known}
+    wanted -= found.keys()
+    if not wanted:
+        return found
     users = ctx.rt.tables.metadata.tables["loom_user"]
     with ctx.rt.db.connect() as conn:
         rows = conn.execute(sa.select(users.c.id, sa.func.coalesce(users.c.full_name, users.c.username)).where(users.c.id.in_(wanted)))
-        return {r[0]: str(r[1]) for r in rows}
+        return found | {r[0]: str(r[1]) for r in rows}
 
 
 def file_names(ctx: Ctx, refs: Iterable[Any]) -> dict[str, str]:
