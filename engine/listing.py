@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from engine.access import Access
 from engine.errors import Forbidden
-from engine.query import ListQuery, decode_cursor, encode_cursor, keyset_segments, where_clause
+from engine.query import ListQuery, decode_cursor, encode_cursor, keyset_segments, keyset_values, where_clause, where_shape, where_values
 from engine.records import Page, module_of
 from engine.runtime import Runtime
 from engine.spec import Module
@@ -38,16 +38,17 @@ def list_page(rt: Runtime, access: Access, name: str, query: ListQuery) -> Page:
         raise Forbidden(f"you may not read {name} records")
     readable = access.readable(module)
     table = rt.tables[name]
-    stmt = base_select(rt, access, module, query, _columns(module, query, readable))
+    columns = _columns(module, query, readable)
     sort_field = module.field(query.sort_field)
     col, id_col = table.c[query.sort_field], table.c.id
     with rt.reads.connect() as conn:
         if query.page:
             order = [col.desc(), id_col.desc()] if query.descending else [col.asc(), id_col.asc()]
+            stmt = base_select(rt, access, module, query, columns)
             rows = as_dicts(conn.execute(stmt.order_by(*order).offset((query.page - 1) * query.limit).limit(query.limit + 1)))
         else:
             after = decode_cursor(sort_field, query.cursor) if query.cursor else None
-            rows = _keyset(conn, stmt, col, id_col, query, rt.nulls_large, after)
+            rows = _keyset(conn, rt, access, module, query, columns, after)
         total = count(conn, rt, access, module, query) if query.count else None
     more = len(rows) > query.limit
     rows = rows[: query.limit]
@@ -63,14 +64,31 @@ def as_dicts(result: sa.Result[Any]) -> list[dict[str, Any]]:
     return [dict(zip(keys, r, strict=True)) for r in result.all()]
 
 
-def _keyset(conn: sa.Connection, stmt: sa.Select[Any], col: Any, id_col: Any, query: ListQuery, nulls_large: bool,
+def _keyset(conn: sa.Connection, rt: Runtime, access: Access, module: Module, query: ListQuery, columns: list[str],
             after: tuple[Any, int] | None) -> list[dict[str, Any]]:
+    """The rows after `after` (one statement per keyset segment). Without a row scope the statements of a page's
+    shape (columns, filters and operators, sort, where the cursor is) are built once and run again with each request's
+    values: building them and their cache keys took about a tenth of a list page's CPU and a seventh of an API list's."""
+    table = rt.tables[module.name]
+    scope = access.row_filter(module, table, "read")
+    place = None if after is None else "null" if after[0] is None else "value"
+
+    def make() -> list[sa.Select[Any]]:
+        stmt = sa.select(*(table.c[n] for n in columns)).where(*where_clause(table, module, query.conditions, query.q, key="w"))
+        if scope is not None:
+            stmt = stmt.where(scope)
+        segments = keyset_segments(table.c[query.sort_field], table.c.id, query.descending, rt.nulls_large, after)
+        return [stmt.where(where).order_by(*order).limit(sa.bindparam("need", type_=sa.Integer())) for where, order in segments]
+
+    shape = ("list page", module.name, *columns, "|", *where_shape(module, query.conditions, query.q), query.sort, rt.nulls_large, place)
+    statements = rt.tables.prebuilt(shape, make) if scope is None else make()
+    params = where_values(module, query.conditions, query.q, "w") | keyset_values(after)
     rows: list[dict[str, Any]] = []
-    for where, order in keyset_segments(col, id_col, query.descending, nulls_large, after):
+    for stmt in statements:
         need = query.limit + 1 - len(rows)
         if need <= 0:
             break
-        rows += as_dicts(conn.execute(stmt.where(where).order_by(*order).limit(need)))
+        rows += as_dicts(conn.execute(stmt, params | {"need": need}))
     return rows
 
 

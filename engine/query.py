@@ -132,31 +132,77 @@ def _condition(module: Module, key: str, raw: str, readable: set[str], errors: d
         return None
 
 
-def where_clause(table: sa.Table, module: Module, conditions: tuple[Condition, ...], q: str | None) -> list[sa.ColumnElement[bool]]:
-    """SQL conditions for the filters and quick search (bound parameters only)."""
-    out = [_sql(table.c[c.field], module.field(c.field), c) for c in conditions]
+def where_clause(table: sa.Table, module: Module, conditions: tuple[Condition, ...], q: str | None,
+                 key: str | None = None) -> list[sa.ColumnElement[bool]]:
+    """SQL conditions for the filters and quick search (bound parameters only). With `key` the parameters are named
+    `where_values` names them, so that a statement built once runs again with another request's values; without,
+    they are unique (several clauses may share one statement)."""
+    bound = where_values(module, conditions, q, key or "w")
+    names = iter(bound)
+
+    def param(type_: Any, expanding: bool = False) -> sa.BindParameter[Any]:
+        name = next(names)
+        return sa.bindparam(name, bound[name], type_=type_, unique=key is None, expanding=expanding)
+
+    out = [_sql(table.c[c.field], module.field(c.field), c, param) for c in conditions]
     if q:
-        names = [n for n in module.layout.list.search if module.field(n).stored] or [module.title_field]
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        out.append(sa.or_(*(sa.cast(table.c[n], sa.String).ilike(pattern, escape="\\") for n in names)))
+        pattern = param(sa.String())
+        out.append(sa.or_(*(sa.cast(table.c[n], sa.String).ilike(pattern, escape="\\") for n in _searched(module))))
     return out
 
 
-def _sql(col: sa.ColumnElement[Any], f: Field, c: Condition) -> sa.ColumnElement[bool]:
+def where_values(module: Module, conditions: tuple[Condition, ...], q: str | None, key: str) -> dict[str, Any]:
+    """The values `where_clause` binds, by parameter name, in the order it binds them."""
+    out: dict[str, Any] = {}
+    for i, c in enumerate(conditions):
+        f = module.field(c.field)
+        if c.op == "isnull":
+            continue
+        if c.op == "contains" and f.type == "multiselect":
+            out |= {f"{key}{i}_{j}": f"%,{v},%" for j, v in enumerate(_choices(c.value))}
+        else:
+            out[f"{key}{i}"] = _BOUND[c.op](c.value) if c.op in _BOUND else c.value
+    if q:
+        out[f"{key}q"] = "%" + _escape(q) + "%"
+    return out
+
+
+def where_shape(module: Module, conditions: tuple[Condition, ...], q: str | None) -> tuple[Any, ...]:
+    """What the SQL of `where_clause` depends on beyond its bound values (a key for statements built once)."""
+    return (*((c.field, c.op, c.value if c.op == "isnull" else len(_choices(c.value))
+               if c.op == "contains" and module.field(c.field).type == "multiselect" else None) for c in conditions), q is not None)
+
+
+def _choices(value: Any) -> list[str]:
+    return [v for v in (value or "").split(",") if v]
+
+
+def _searched(module: Module) -> list[str]:
+    return [n for n in module.layout.list.search if module.field(n).stored] or [module.title_field]
+
+
+Param = Callable[..., sa.BindParameter[Any]]
+
+
+def _sql(col: sa.ColumnElement[Any], f: Field, c: Condition, param: Param) -> sa.ColumnElement[bool]:
     if c.op == "isnull":
         return col.is_(None) if c.value else col.is_not(None)
     if c.op == "contains" and f.type == "multiselect":
         wrapped = sa.literal(",", sa.String) + col + sa.literal(",", sa.String)
-        return sa.and_(*(wrapped.like(f"%,{v},%") for v in (c.value or "").split(",") if v))
-    return _COMPARE[c.op](col, c.value)
+        return sa.and_(*(wrapped.like(param(sa.String())) for _ in _choices(c.value)))
+    if c.op in ("contains", "startswith"):
+        return col.ilike(param(sa.String()), escape="\\")
+    if c.op == "in":
+        return col.in_(param(col.type, expanding=True))
+    return _COMPARE[c.op](col, param(col.type))
 
 
+_BOUND: dict[str, Callable[[Any], Any]] = {"contains": lambda v: "%" + _escape(v) + "%", "startswith": lambda v: _escape(v) + "%",
+                                           "in": list}
 Compare = Callable[[sa.ColumnElement[Any], Any], sa.ColumnElement[bool]]
 _COMPARE: dict[str, Compare] = {
-    "eq": lambda col, v: col == v, "ne": lambda col, v: sa.or_(col != v, col.is_(None)), "in": lambda col, v: col.in_(v),
+    "eq": lambda col, v: col == v, "ne": lambda col, v: sa.or_(col != v, col.is_(None)),
     "gt": lambda col, v: col > v, "gte": lambda col, v: col >= v, "lt": lambda col, v: col < v, "lte": lambda col, v: col <= v,
-    "contains": lambda col, v: col.ilike("%" + _escape(v) + "%", escape="\\"),
-    "startswith": lambda col, v: col.ilike(_escape(v) + "%", escape="\\"),
 }
 
 
@@ -187,12 +233,18 @@ def _row_id(value: Any) -> int:
     return row_id
 
 
+def keyset_values(after: tuple[Any, int] | None) -> dict[str, Any]:
+    """The values `keyset_segments` binds for the row `after`."""
+    return {} if after is None else {"after_value": after[0], "after_id": after[1]} if after[0] is not None else {"after_id": after[1]}
+
+
 def keyset_segments(col: sa.ColumnElement[Any], id_col: sa.ColumnElement[Any], descending: bool, nulls_large: bool,
                     after: tuple[Any, int] | None) -> list[tuple[sa.ColumnElement[bool], list[Any]]]:
     """Index-friendly (where, order_by) pieces that together return the rows after `after`, in order.
 
     NULLs sort where the database puts them naturally (PostgreSQL: largest, SQLite: smallest) so the
-    (column, id) index serves every piece; each piece is one index range scan.
+    (column, id) index serves every piece; each piece is one index range scan. The row `after` is bound as
+    `keyset_values` names it.
     """
     nulls_first = nulls_large == descending
     values_part = [col.desc(), id_col.desc()] if descending else [col.asc(), id_col.asc()]
@@ -200,11 +252,12 @@ def keyset_segments(col: sa.ColumnElement[Any], id_col: sa.ColumnElement[Any], d
     if after is None:
         return [(sa.true(), values_part)]
     value, row_id = after
+    after_id = sa.bindparam("after_id", row_id, type_=id_col.type)
     if value is None:
-        id_after = id_col < row_id if descending else id_col > row_id
+        id_after = id_col < after_id if descending else id_col > after_id
         pieces = [(sa.and_(col.is_(None), id_after), nulls_part)]
         return pieces + ([(col.is_not(None), values_part)] if nulls_first else [])
-    left, right = sa.tuple_(col, id_col), sa.tuple_(sa.literal(value, col.type), sa.literal(row_id, id_col.type))
+    left, right = sa.tuple_(col, id_col), sa.tuple_(sa.bindparam("after_value", value, type_=col.type), after_id)
     tuple_after = left < right if descending else left > right
     pieces = [(tuple_after, values_part)]
     return pieces + ([(col.is_(None), nulls_part)] if not nulls_first else [])

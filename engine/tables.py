@@ -13,6 +13,7 @@ from engine.fieldtypes import REGISTRY
 from engine.spec import Field, Module, Spec
 
 NAME_LIMIT = 60
+MAX_PREBUILT = 4_096  # statements kept per runtime
 T = TypeVar("T")
 
 
@@ -27,11 +28,13 @@ class Tables:
     def __getitem__(self, module: str) -> sa.Table:
         return self.modules[module]
 
-    def prebuilt(self, key: tuple[str, ...], make: Callable[[], T]) -> T:
+    def prebuilt(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
         """The statement called `key`, built on first use and then reused with bound parameters: building a statement
         and its cache key costs more than running a small one (a create checks, inserts and reads several)."""
         found = self.statements.get(key)
         if found is None:
+            if len(self.statements) >= MAX_PREBUILT:  # list pages key statements by their filters: keep the number bounded
+                self.statements.clear()
             found = self.statements[key] = make()
         return cast(T, found)
 

@@ -251,6 +251,19 @@ def test_filters_and_operators(app: Any, query: str, names: list[str]) -> None:
     assert [i["name"] for i in admin.get(f"/api/account?sort=name&{query}").json()["items"]] == names
 
 
+def test_a_list_statement_built_once_runs_again_with_each_requests_values(app: Any) -> None:
+    """Lists of one shape (columns, filters and operators, sort) share a statement built once: values never leak."""
+    admin, _ = client(app, "admin", "admin")
+    _accounts(app)
+    cases = [("category=key", ["Alpha", "Delta"]), ("category=general", ["Beta"]), ("category=new", ["Gamma"]),
+             ("category__in=general,new", ["Beta", "Gamma"]), ("category__in=key", ["Alpha", "Delta"]),
+             ("name__contains=TA", ["Beta", "Delta"]), ("name__contains=ph", ["Alpha"]), ("q=delta", ["Delta"]), ("q=gam", ["Gamma"]),
+             ("tags__contains=vip", ["Alpha", "Beta"]), ("tags__contains=partner", ["Beta"]), ("employees__gte=20", ["Beta", "Delta"]),
+             ("employees__gte=30", ["Delta"]), ("credit_limit__isnull=true", ["Gamma"]), ("credit_limit__isnull=false", ["Alpha", "Beta", "Delta"])]
+    for query, names in [*cases, *reversed(cases)]:
+        assert [i["name"] for i in admin.get(f"/api/account?sort=name&{query}").json()["items"]] == names, query
+
+
 def test_count_only_when_asked_and_fields_choose_columns(app: Any) -> None:
     admin, _ = client(app, "admin", "admin")
     _accounts(app)

@@ -237,5 +237,4 @@ def app() -> Starlette:
         Route("/api/customer", api_list), Route("/api/customer/{id:int}", api_get),
     ])
     made.state.db = engine(os.environ["BENCH_DB_URL"])
-
     return made

@@ -153,12 +153,12 @@ def _memo(fmt: Callable[[Any], Cell]) -> Callable[[Any], str]:
 
     def show(value: Any) -> str:
         try:
-            return made[value]
-        except KeyError:
-            made[value] = found = cell_html(fmt(value))
-            return found
+            found = made.get(value)
         except TypeError:  # unhashable (a multiselect's list)
             return cell_html(fmt(value))
+        if found is None:
+            found = made[value] = cell_html(fmt(value))
+        return found
 
     return show
 
