@@ -185,7 +185,7 @@ def record_page(ctx: Ctx) -> Response:
     values = {
         "module": module, "record": record, "title": record_title(module, record), "tabs": tabs_of(ctx, module, record),
         "related": related_of(ctx, module, rid), "buttons": buttons_of(ctx, module, record),
-        "system": [(f.label(ctx.locale), _cell(ctx, f, record, titles)) for f in system],
+        "system": [_shown(ctx, f, record, titles) for f in system],
         "can_edit": in_scope(ctx, module, rid, "write"), "can_delete": in_scope(ctx, module, rid, "delete"),
         "can_print": in_scope(ctx, module, rid, "print"),
         "timeline_url": url("timeline", module=module.name, id=rid), "list_url": url("screen_list", module=module.name),
