@@ -41,7 +41,7 @@ def list_page(rt: Runtime, access: Access, name: str, query: ListQuery) -> Page:
     columns = _columns(module, query, readable)
     sort_field = module.field(query.sort_field)
     col, id_col = table.c[query.sort_field], table.c.id
-    with rt.reads.connect() as conn:
+    with rt.reading() as conn:
         if query.page:
             order = [col.desc(), id_col.desc()] if query.descending else [col.asc(), id_col.asc()]
             stmt = base_select(rt, access, module, query, columns)
@@ -103,7 +103,7 @@ def count(conn: sa.Connection, rt: Runtime, access: Access, module: Module, quer
 def titles(rt: Runtime, access: Access, module: Module, rows: list[dict[str, Any]], names: Iterable[str]) -> dict[str, dict[int, str]]:
     """Display titles of the records that link fields of `rows` point at: one query per link field."""
     out: dict[str, dict[int, str]] = {}
-    with rt.reads.connect() as conn:
+    with rt.reading() as conn:
         for name in names:
             f = module.field(name)
             ids = {r[name] for r in rows if r.get(name) is not None}

@@ -28,11 +28,11 @@ def now() -> dt.datetime:
 
 @contextmanager
 def transaction(rt: Runtime, conn: sa.Connection | None = None, reads: bool = False) -> Iterator[sa.Connection]:
-    """Use the caller's transaction, or open one (`reads`: a connection for reads only, see `Runtime.reads`)."""
+    """Use the caller's transaction, or open one (`reads`: the request's connection for reads, see `Runtime.reading`)."""
     if conn is not None:
         yield conn
         return
-    with (rt.reads if reads else rt.db).begin() as own:
+    with rt.reading() if reads else rt.db.begin() as own:
         yield own
 
 

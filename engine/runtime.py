@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -53,10 +56,48 @@ class Runtime:
         must stand or fall together: `db.begin()` is for those."""
         return self.db if self.db.dialect.name == "sqlite" else self.db.execution_options(isolation_level="AUTOCOMMIT")
 
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A connection of `reads`: within `shared_reads` (one request) the same one every time, else a new one. What
+        it wrote (a session's touch) is committed when the block ends."""
+        opened = _SHARED.get()
+        if opened is None:
+            with self.reads.connect() as conn:
+                yield conn
+                if conn.in_transaction():
+                    conn.commit()
+            return
+        found = opened.get(self.db)
+        conn = found if found is not None else opened.setdefault(self.db, self.reads.connect())
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        if conn.in_transaction():
+            conn.commit()
+
     @property
     def nulls_large(self) -> bool:
         """Whether the database sorts NULL after every value (PostgreSQL) or before (SQLite)."""
         return self.db.dialect.name != "sqlite"
+
+
+_SHARED: ContextVar[dict[sa.Engine, sa.Connection] | None] = ContextVar("loom_shared_reads", default=None)
+
+
+@contextmanager
+def shared_reads() -> Iterator[None]:
+    """Within this block (a request), `Runtime.reading` hands out one connection per database, closed at the end: a
+    list page reads the session, the rows and the titles through one pool checkout instead of three."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        opened = _SHARED.get() or {}
+        _SHARED.reset(token)
+        for conn in opened.values():
+            conn.close()
 
 
 def make_engine(url: str, idle_ping: float = IDLE_PING) -> sa.Engine:

@@ -1,16 +1,17 @@
-"""The server database's connection pool: a connection that sat idle is tested before use and replaced when the
-server dropped it; one just returned is used as it is (no round trip)."""
+"""The connection pool: a server database's connection that sat idle is tested before use and replaced when the
+server dropped it, one just returned is used as it is (no round trip); a request reads through one connection."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from engine.runtime import make_engine
-from tests.conftest import _pg_database
+from tests.conftest import _pg_database, login
 
 
 @pytest.fixture
@@ -64,3 +65,30 @@ def test_only_a_connection_idle_for_the_set_time_is_pinged(pg_url: str) -> None:
         assert pings == 1
     finally:
         engine.dispose()
+
+
+def test_a_request_reads_through_one_pooled_connection(make_app: Callable[..., Any]) -> None:
+    """The session lookup, the rows, link titles and the record read share the request's connection; a session's
+    touch (written through it) is committed."""
+    from engine import records
+    from engine.access import SystemAccess
+    from engine.auth import sessions
+
+    app = make_app()
+    rt = app.state.runtime
+    client = login(app, "ada", ("admin",))
+    parent = records.create(rt, SystemAccess(), "account", {"name": "Parent"})
+    child = records.create(rt, SystemAccess(), "account", {"name": "Child", "parent": parent["id"]})
+    checkouts: list[int] = []
+    sa.event.listen(rt.db, "checkout", lambda *_: checkouts.append(1))
+    for path in ("/m/account?sort=name", f"/m/account/{child['id']}", "/api/account?sort=name", f"/api/account/{child['id']}"):
+        checkouts.clear()
+        assert client.get(path).status_code == 200
+        assert len(checkouts) == 1, path
+    users = sessions.SESSIONS
+    with rt.db.begin() as conn:  # an old touch: the next request writes a new one through the shared connection
+        conn.execute(sa.update(users).values(last_seen=sessions._now() - sessions.TOUCH_EVERY * 2))
+    assert client.get("/m/account").status_code == 200
+    with rt.db.connect() as conn:
+        seen = conn.execute(sa.select(sa.func.max(users.c.last_seen))).scalar_one()
+    assert seen > sessions._now() - sessions.TOUCH_EVERY

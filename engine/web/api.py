@@ -99,7 +99,7 @@ def _child_rows(ctx: Ctx, module: Module, names: list[str], items: list[dict[str
     tables = [n for n in names if module.field(n).type == "table"]
     if not tables or not items:
         return
-    with ctx.rt.reads.connect() as conn:
+    with ctx.rt.reading() as conn:
         per = records.children(conn, ctx.rt, module, [item["id"] for item in items])
     for name in tables:
         child = _serializer(ctx, module).children[name]

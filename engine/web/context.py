@@ -26,7 +26,7 @@ from engine.auth.policy import PolicyStore
 from engine.auth.users import User, user_from
 from engine.errors import Forbidden, Invalid, Unauthorized
 from engine.gate import RoleAccess
-from engine.runtime import Runtime
+from engine.runtime import Runtime, shared_reads
 
 SESSION_COOKIE = "loom_session"
 LOCALE_COOKIE = "loom_locale"
@@ -178,7 +178,7 @@ def build_ctx(request: Request, form: FormData | None, data: Any, login_required
     """Resolve the session (one lookup with the user and the policy version), CSRF and the user's access."""
     rt = runtime(request)
     store = policy_store(request, rt)
-    with rt.reads.begin() as conn:  # each statement its own transaction: the lookup, and a touch of the session now and then
+    with rt.reading() as conn:  # the request's connection: the lookup, and a touch of the session now and then
         found, kind = _found(conn, request)
     user = _user(request, found, store)
     rt = follow_revision(request, rt, store)
@@ -222,7 +222,8 @@ def handler(fn: Callable[[Ctx], Response], login_required: bool = True, csrf: bo
         form, data = await read_input(request)
 
         def run() -> Response:
-            return fn(build_ctx(request, form, data, login_required, csrf))
+            with shared_reads():
+                return fn(build_ctx(request, form, data, login_required, csrf))
 
         try:
             return await in_thread(run, request)

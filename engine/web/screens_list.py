@@ -101,7 +101,7 @@ def _cursor(module: Module, query: ListQuery, row: dict[str, Any]) -> str:
 
 def count_text(ctx: Ctx, module: Module, query: ListQuery) -> tuple[int, bool]:
     """(rows matching, whether counting stopped at the cap)."""
-    with ctx.rt.reads.connect() as conn:
+    with ctx.rt.reading() as conn:
         total = listing.count(conn, ctx.rt, ctx.access, module, query, cap=COUNT_CAP + 1)
     return min(total, COUNT_CAP), total > COUNT_CAP
 

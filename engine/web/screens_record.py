@@ -83,7 +83,7 @@ def in_scope(ctx: Ctx, module: Module, record_id: int, action: str) -> bool:
     scope = ctx.access.row_filter(module, table, action)
     if scope is None:
         return True
-    with ctx.rt.reads.connect() as conn:
+    with ctx.rt.reading() as conn:
         return conn.execute(sa.select(table.c.id).where(table.c.id == record_id, scope)).first() is not None
 
 

@@ -239,7 +239,7 @@ def _active_users(ctx: Ctx) -> tuple[list[tuple[int, str]], dict[int, str]]:
         return cached[2], cached[3]
     users = ctx.rt.tables.metadata.tables["loom_user"]
     name = sa.func.coalesce(users.c.full_name, users.c.username)
-    with ctx.rt.reads.connect() as conn:
+    with ctx.rt.reading() as conn:
         rows = conn.execute(sa.select(users.c.id, name).where(users.c.active.is_(True)).order_by(name).limit(MAX_USERS))
         found = [(r[0], str(r[1])) for r in rows]
     state.user_options = (time.monotonic() + USERS_TTL, ctx.rt.db, found, dict(found))
