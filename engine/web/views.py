@@ -199,10 +199,26 @@ def formatter(ctx: Ctx, f: Field, titles: Mapping[Any, str] | None = None) -> Ca
         return lambda v: Cell(names.get(v) or str(v), download("file_download", id=str(v)[5:]) if str(v).startswith("file:") else None,
                               None, "", label) if v else empty
     if f.type == "select":
-        shown = {o.value: Cell(o.label(locale), None, badge_of(f, o.value), "", label) for o in f.options}
+        shown = _option_cells(f, locale, label)
         return lambda v: empty if v is None else shown.get(v) or Cell(str(v), None, "badge", "", label)
     show_one, cls = REGISTRY[f.type].show, "num" if stored_type(f) in NUMERIC else ""
     return lambda v: Cell(show_one(f, v, locale), None, None, cls, label)
+
+
+_OPTIONS: dict[tuple[int, str], tuple[Field, dict[Any, Cell]]] = {}
+MAX_OPTIONS = 4_096
+
+
+def _option_cells(f: Field, locale: str, label: str) -> dict[Any, Cell]:
+    """A select's options as cells in `locale`, made once per field and locale (a record page shows a dozen fields,
+    each select with its options: making them per request was a twentieth of the page)."""
+    key = (id(f), locale)
+    found = _OPTIONS.get(key)
+    if found is None or found[0] is not f:  # a field of a reloaded spec may reuse a dropped one's id
+        if len(_OPTIONS) >= MAX_OPTIONS:
+            _OPTIONS.clear()
+        found = _OPTIONS[key] = (f, {o.value: Cell(o.label(locale), None, badge_of(f, o.value), "", label) for o in f.options})
+    return found[1]
 
 
 def column_open(f: Field, locale: str) -> str:
