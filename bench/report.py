@@ -132,8 +132,8 @@ def _deep_targets(table: dict[Key, dict[str, Row]]) -> list[dict[str, Any]]:
 
 def _batch_targets(results: list[Row]) -> list[dict[str, Any]]:
     goals = {"metadata_crm": 0.3, "metadata_300": 3.0}
-    return [_verdict(f"{r['scenario']}: load + validate + build, s", float(r["seconds"]), "<", goals[r["scenario"]])
-            for r in results if r["scenario"] in goals and r["contender"] == "loom"]
+    newest = {r["scenario"]: r for r in results if r["scenario"] in goals and r["contender"] == "loom"}  # as the table: later runs win
+    return [_verdict(f"{r['scenario']}: load + validate + build, s", float(r["seconds"]), "<", goals[r["scenario"]]) for r in newest.values()]
 
 
 def targets(results: list[Row]) -> list[dict[str, Any]]:
@@ -208,7 +208,8 @@ python -m bench.io_bench --rows 100000 --db sqlite        # spreadsheet import/e
   pages and JSON with no metadata layer (`bench/peers/limit_app.py`) — and the peers sqladmin, starlette-admin and
   Django admin (+ django-import-export for spreadsheets), configured on the same tables. Each peer is installed by the
   bench command into its own virtual environment under `bench/.venvs/` (never one of Loom's dependencies); the limit's
-  environment pins the Starlette, SQLAlchemy and uvicorn versions Loom runs.
+  environment pins the Starlette, SQLAlchemy and uvicorn versions Loom runs, and it runs at most 4 requests at once per
+  worker as Loom does (`LOOM_THREADS`), so that loom/limit measures the metadata layer alone; the peers run as they ship.
 - **Web scenarios** run over HTTP against real uvicorn servers (same h11 + asyncio server for all, 1 or 2 workers), all
   contenders started side by side and the scenarios interleaved run by run, driven by a load generator in its own
   process: list page (25 rows, filter + sort on indexed columns), a deep list page half-way down, record page, create
