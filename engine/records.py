@@ -164,11 +164,13 @@ def _children_of(table: sa.Table) -> sa.Select[Any]:
     return sa.select(table).where(table.c.parent_id.in_(sa.bindparam("ids", expanding=True))).order_by(table.c.parent_id, table.c.idx)
 
 
-def _check_links(conn: sa.Connection, rt: Runtime, module: Module, values: Mapping[str, Any]) -> dict[str, str]:
+def _check_links(conn: sa.Connection, rt: Runtime, module: Module, values: Mapping[str, Any], me: int | None) -> dict[str, str]:
+    """Every link names a stored record; a user field naming the acting user needs no lookup (the session has just
+    read that user: on PostgreSQL a record saved with its default owner saves a round trip)."""
     errors = {}
     for f in module.fields:
         value = values.get(f.name)
-        if value is None or f.type not in ("link", "user") or (f.system and f.name != "owner"):
+        if value is None or f.type not in ("link", "user") or (f.system and f.name != "owner") or (f.type == "user" and value == me):
             continue
         table = rt.tables.metadata.tables["loom_user"] if f.type == "user" else rt.tables[f.module or ""]
         stmt = rt.tables.prebuilt(("exists", table.name), partial(_exists, table))
@@ -230,7 +232,7 @@ def _validate(conn: sa.Connection, rt: Runtime, access: Access, module: Module, 
     errors = compute_formulas(module, values, extra)
     errors.update(check_record(module, {k: v for k, v in values.items() if k not in parse_errors} | rows, access.actor.locale, extra))
     errors = {k: v for k, v in errors.items() if k not in parse_errors} | parse_errors
-    errors.update(_check_links(conn, rt, module, values))
+    errors.update(_check_links(conn, rt, module, values, access.actor.user_id))
     errors.update(_check_unique(conn, rt, module, values, own_id))
     if errors:
         raise Invalid("some values are not valid", errors)

@@ -240,3 +240,30 @@ def test_fetch_copies_from_the_linked_record(runtime: Runtime) -> None:
     assert kept["account_category"] == "general"
     given = records.create(runtime, SYSTEM, "deal", {"title": "E", "account": key["id"], "account_category": "new"})
     assert given["account_category"] == "new"
+
+
+def test_the_acting_user_as_owner_needs_no_lookup_and_a_missing_user_is_refused(runtime: Runtime) -> None:
+    from engine.gate import RoleAccess
+
+    from .conftest import add_test_user
+
+    uid = add_test_user(runtime, "ann", ("admin",))
+    access = RoleAccess(Actor(uid, "ann", ("admin",)), runtime.spec)
+    seen: list[str] = []
+
+    def statement(_conn: object, _cursor: object, text: str, *_: object) -> None:
+        seen.append(text)
+
+    sa.event.listen(runtime.db, "before_cursor_execute", statement)
+    try:
+        made = records.create(runtime, access, "account", {"name": "Mine"})
+    finally:
+        sa.event.remove(runtime.db, "before_cursor_execute", statement)
+    assert made["owner"] == uid
+    assert not [s for s in seen if "FROM loom_user" in s]  # the session has just read the acting user
+    with pytest.raises(Invalid) as caught:
+        records.create(runtime, SYSTEM, "account", {"name": "Theirs", "owner": uid + 999})
+    assert "owner" in caught.value.fields
+    with pytest.raises(Invalid) as caught:
+        records.create(runtime, access, "account", {"name": "Theirs", "owner": uid + 999})
+    assert "owner" in caught.value.fields
