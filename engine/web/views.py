@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import time
@@ -46,10 +47,16 @@ def paths(ctx: Ctx) -> Url:
         fmt = table.get(name)
         if fmt is None:
             return root + str(app.url_path_for(name, **{k: str(v) for k, v in params.items()}))
-        return root + fmt.format(**{k: quote(str(v), safe="") for k, v in params.items()})
+        return root + fmt.format(**{k: _quoted(str(v)) for k, v in params.items()})
 
     ctx.extra["url"] = url
     return url
+
+
+@functools.lru_cache(maxsize=4_096)
+def _quoted(part: str) -> str:
+    """A path segment percent-encoded (module and route names repeat on every page)."""
+    return quote(part, safe="")
 
 
 def route_path(ctx: Ctx, name: str, **params: Any) -> str | None:
