@@ -61,21 +61,20 @@ class Runtime:
         """A connection of `reads`: within `shared_reads` (one request) the same one every time, else a new one. What
         it wrote (a session's touch) is committed when the block ends."""
         opened = _SHARED.get()
-        if opened is None:
-            with self.reads.connect() as conn:
-                yield conn
-                if conn.in_transaction():
-                    conn.commit()
-            return
-        found = opened.get(self.db)
-        conn = found if found is not None else opened.setdefault(self.db, self.reads.connect())
+        found = opened.get(self.db) if opened is not None else None
+        conn = found if found is not None else self.reads.connect()
+        if opened is not None:
+            opened[self.db] = conn  # closed by `shared_reads`
         try:
             yield conn
+            if conn.in_transaction():
+                conn.commit()
         except BaseException:
             conn.rollback()
             raise
-        if conn.in_transaction():
-            conn.commit()
+        finally:
+            if opened is None:
+                conn.close()
 
     @property
     def nulls_large(self) -> bool:

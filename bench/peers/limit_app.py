@@ -225,7 +225,7 @@ async def create(request: Request) -> Response:
 async def _threads(_app: Starlette) -> AsyncIterator[None]:
     """Sync endpoints run in at most THREADS threads at once, as Loom's requests do (Starlette's default, 40, costs a
     CPU-bound page more under concurrent load: the threads take the GIL from each other)."""
-    anyio.to_thread.current_default_thread_limiter().total_tokens = int(os.environ.get("BENCH_THREADS", THREADS))
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
     yield
 
 

@@ -190,7 +190,7 @@ def list_values(ctx: Ctx, module: Module) -> tuple[dict[str, Any], int]:
     base = url("screen_list", module=module.name)
     params = read_params(ctx, module)
     columns = columns_of(ctx, module, params)
-    values: dict[str, Any] = {"module": module, "params": params, "base": base, "errors": {}, "rows": [], "columns": [],
+    values: dict[str, Any] = {"module": module, "params": params, "shown": columns, "base": base, "errors": {}, "rows": [], "columns": [],
                               "pager": Pager(None, None, None), "count": None, "count_url": None}
     try:
         query = build_query(ctx, module, params, columns)
@@ -216,7 +216,7 @@ def column_choices(ctx: Ctx, module: Module, shown: list[str]) -> Markup:
                           for f in module.stored_fields if f.name in readable))
 
 
-def screen_extras(ctx: Ctx, module: Module, params: ListParams) -> dict[str, Any]:
+def screen_extras(ctx: Ctx, module: Module, params: ListParams, shown: list[str]) -> dict[str, Any]:
     """The filter form, saved views, export links and what the user may do here."""
     url, access = paths(ctx), ctx.access
     export = route_path(ctx, "io_export", module=module.name)
@@ -231,7 +231,7 @@ def screen_extras(ctx: Ctx, module: Module, params: ListParams) -> dict[str, Any
         "import_url": route_path(ctx, "io_import", module=module.name) if access.can(module, "import") else None,
         "kanban_url": with_query(url("kanban", module=module.name), params.url_params())
         if kanban and kanban in access.readable(module) else None,
-        "column_choices": column_choices(ctx, module, columns_of(ctx, module, params)),
+        "column_choices": column_choices(ctx, module, shown),
     }
 
 
@@ -239,7 +239,7 @@ def list_screen(ctx: Ctx) -> Response:
     """`/m/<module>`: the full page, or only the results for HTMX (the URL pushed is the canonical one)."""
     module = screen_module(ctx)
     values, status = list_values(ctx, module)
-    values |= screen_extras(ctx, module, values["params"])
+    values |= screen_extras(ctx, module, values["params"], values["shown"])
     headers = {"HX-Push-Url": values["self_url"]} if ctx.is_htmx else None
     return page(ctx, "list.html", values, status, {"results": "results"}, headers)
 
