@@ -227,15 +227,28 @@ def _next_number(conn: sa.Connection, rt: Runtime, pattern: str) -> str:
 
 
 def _validate(conn: sa.Connection, rt: Runtime, access: Access, module: Module, values: dict[str, Any],
-              rows: dict[str, list[Record]], own_id: int | None, parse_errors: dict[str, str]) -> None:
+              rows: dict[str, list[Record]], own_id: int | None, parse_errors: dict[str, str], indexed: bool = False) -> None:
+    """Formulas, rules, links and unique values; `indexed`: when nothing else is wrong, leave unique values to the
+    unique indexes (the caller turns their refusal into the same errors, see `_refused`)."""
     extra = {"me": access.actor.user_id, **rows}
     errors = compute_formulas(module, values, extra)
     errors.update(check_record(module, {k: v for k, v in values.items() if k not in parse_errors} | rows, access.actor.locale, extra))
     errors = {k: v for k, v in errors.items() if k not in parse_errors} | parse_errors
     errors.update(_check_links(conn, rt, module, values, access.actor.user_id))
-    errors.update(_check_unique(conn, rt, module, values, own_id))
+    if errors or not indexed:
+        errors.update(_check_unique(conn, rt, module, values, own_id))
     if errors:
         raise Invalid("some values are not valid", errors)
+
+
+def _refused(rt: Runtime, module: Module, values: Mapping[str, Any], exc: sa.exc.IntegrityError) -> Invalid:
+    """A write the unique indexes refused, as the errors `_check_unique` gives (read after the rollback, so every taken
+    value is named); the database's own error when no unique value is taken (another constraint refused it)."""
+    with rt.reading() as conn:
+        errors = _check_unique(conn, rt, module, values, None)
+    if not errors:
+        raise exc
+    return Invalid("some values are not valid", errors)
 
 
 def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn: sa.Connection | None = None) -> Record:
@@ -251,24 +264,40 @@ def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn:
     given = set(raw)
     stamp, me = now(), access.actor.user_id
     values.update(created_at=stamp, updated_at=stamp, created_by=me, updated_by=me, version=1)
-    with transaction(rt, conn) as c:
-        fetch_values(c, rt, module, values, given, None)
-        stamp_changes(module, values, None)
-        for fname, items in rows.items():
-            for item, source in zip(items, raw_rows[fname], strict=True):
-                fetch_values(c, rt, rt.spec.module(module.field(fname).module or ""), item, set(source), None)
-        _validate(c, rt, access, module, values, {f.name: rows.get(f.name, []) for f in module.tables}, None, parse_errors)
-        for f in module.fields:
-            if f.type == "autonumber" and f.format:
-                values[f.name] = _next_number(c, rt, f.format)
-        table = rt.tables[name]
-        key = c.execute(rt.tables.prebuilt(("insert", name), lambda: sa.insert(table)), values).inserted_primary_key
-        assert key is not None
-        new_id = key[0]
-        _write_rows(c, rt, module, new_id, rows, me, stamp)
-        audit.record_create(c, rt, module, new_id, values, rows, me, stamp)
-        _summaries(c, rt, module, None, values | {"id": new_id})
-        return get(rt, access, name, new_id, c)
+    try:
+        with transaction(rt, conn) as c:
+            return _insert(c, rt, access, module, values, rows, raw_rows, parse_errors, given, indexed=conn is None)
+    except sa.exc.IntegrityError as exc:
+        if conn is not None:
+            raise
+        raise _refused(rt, module, values, exc) from None
+
+
+def _insert(c: sa.Connection, rt: Runtime, access: Access, module: Module, values: Record, rows: dict[str, list[Record]],
+            raw_rows: dict[str, Any], parse_errors: dict[str, str], given: set[str], indexed: bool) -> Record:
+    """`create` inside its transaction. The row comes back from the INSERT itself (RETURNING); a module with child
+    rows or a read scope is read back as `get` reads it. With `indexed` (the create's own transaction), unique values
+    are left to the unique indexes: a separate check would cost a query (a PostgreSQL round trip) per create."""
+    fetch_values(c, rt, module, values, given, None)
+    stamp_changes(module, values, None)
+    for fname, items in rows.items():
+        for item, source in zip(items, raw_rows[fname], strict=True):
+            fetch_values(c, rt, rt.spec.module(module.field(fname).module or ""), item, set(source), None)
+    _validate(c, rt, access, module, values, {f.name: rows.get(f.name, []) for f in module.tables}, None, parse_errors, indexed)
+    for f in module.fields:
+        if f.type == "autonumber" and f.format:
+            values[f.name] = _next_number(c, rt, f.format)
+    table = rt.tables[module.name]
+    stmt = rt.tables.prebuilt(("insert", module.name), lambda: sa.insert(table).returning(*table.c))
+    record = dict(c.execute(stmt, values).mappings().one())
+    new_id, me, stamp = record["id"], values["created_by"], values["created_at"]
+    _write_rows(c, rt, module, new_id, rows, me, stamp)
+    audit.record_create(c, rt, module, new_id, values, rows, me, stamp)
+    _summaries(c, rt, module, None, values | {"id": new_id})
+    if module.tables or _scoped(rt, access, module, "read"):
+        return get(rt, access, module.name, new_id, c)
+    _require(access, module, "read")
+    return _strip(record, access.readable(module))
 
 
 def _summaries(conn: sa.Connection, rt: Runtime, module: Module, old: Record | None, new: Record | None) -> None:

@@ -76,6 +76,32 @@ def test_unique_link_and_conditional_rules(runtime: Runtime) -> None:
     assert caught.value.fields == {"lost_reason": "required"}
 
 
+def test_unique_values_left_to_the_index_give_the_same_errors_and_write_nothing(runtime: Runtime) -> None:
+    first = records.create(runtime, SYSTEM, "account", {"name": "Acme"})
+    assert first == records.get(runtime, SYSTEM, "account", first["id"])  # the INSERT's RETURNING is the record as read
+    seen: list[str] = []
+
+    def statement(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    sa.event.listen(runtime.db, "before_cursor_execute", statement)
+    try:
+        with pytest.raises(Invalid) as caught:
+            records.create(runtime, SYSTEM, "account", {"name": "Acme"})
+        assert caught.value.fields == {"name": "already used by another record"}
+        with pytest.raises(Invalid) as caught:  # with other errors, the unique check runs with them: every error at once
+            records.create(runtime, SYSTEM, "account", {"name": "Acme", "email": "nope"})
+        assert set(caught.value.fields) == {"name", "email"}
+        seen.clear()
+        second = records.create(runtime, SYSTEM, "account", {"name": "Beta"})
+    finally:
+        sa.event.remove(runtime.db, "before_cursor_execute", statement)
+    assert not [s for s in seen if s.lstrip().upper().startswith("SELECT") and "FROM account" in s]
+    assert second["code"].endswith("00002")  # the refused creates numbered nothing: their transactions rolled back
+    with runtime.db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(runtime.tables["account"])).scalar_one() == 2
+
+
 def test_update_with_stale_version_is_a_conflict(runtime: Runtime) -> None:
     acc = records.create(runtime, SYSTEM, "account", {"name": "Acme"})
     records.update(runtime, SYSTEM, "account", acc["id"], {"notes": "first"}, 1)
