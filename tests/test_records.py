@@ -96,7 +96,7 @@ def test_unique_values_left_to_the_index_give_the_same_errors_and_write_nothing(
         second = records.create(runtime, SYSTEM, "account", {"name": "Beta"})
     finally:
         sa.event.remove(runtime.db, "before_cursor_execute", statement)
-    assert not [s for s in seen if s.lstrip().upper().startswith("SELECT") and "FROM account" in s]
+    assert seen and not [s for s in seen if "account.name =" in s]  # no unique check before the INSERT
     assert second["code"].endswith("00002")  # the refused creates numbered nothing: their transactions rolled back
     with runtime.db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(runtime.tables["account"])).scalar_one() == 2
