@@ -41,6 +41,10 @@ class Access(Protocol):
     def row_filter(self, module: Module, table: sa.Table, action: str) -> sa.ColumnElement[bool] | None:
         """A WHERE condition limiting rows to the actor's scope for `action` (None: every row)."""
 
+    def scope_key(self, module: Module, action: str) -> tuple[Any, ...] | None:
+        """Everything `row_filter` for `action` depends on besides the table: actors with equal keys get the same
+        condition, so statements holding it can be built once and reused (None: build them every time)."""
+
 
 @dataclass(frozen=True)
 class SystemAccess:
@@ -63,3 +67,7 @@ class SystemAccess:
     def row_filter(self, module: Module, table: sa.Table, action: str) -> sa.ColumnElement[bool] | None:
         """No restriction."""
         return None
+
+    def scope_key(self, module: Module, action: str) -> tuple[Any, ...] | None:
+        """Every row, whoever acts."""
+        return ("all",)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -19,6 +19,7 @@ from engine.runtime import Runtime
 from engine.spec import Field, Module
 
 Record = dict[str, Any]
+T = TypeVar("T")
 
 
 def now() -> dt.datetime:
@@ -54,6 +55,17 @@ def _scoped(rt: Runtime, access: Access, module: Module, action: str) -> list[sa
     return [] if cond is None else [cond]
 
 
+def scoped_statement(rt: Runtime, access: Access, module: Module, action: str, key: tuple[Any, ...],
+                     make: Callable[[sa.ColumnElement[bool] | None], T]) -> T:
+    """`make(the actor's row filter for action)`: built once per `key` and scope (`Access.scope_key`: actors with
+    the same scope share it), or every time for an access without a key."""
+    table = rt.tables[module.name]
+    scope = access.scope_key(module, action)
+    if scope is None:
+        return make(access.row_filter(module, table, action))
+    return rt.tables.prebuilt((*key, "scoped", module.name, action, *scope), lambda: make(access.row_filter(module, table, action)))
+
+
 def _by_id(rt: Runtime, table: sa.Table) -> sa.Select[Any]:
     return rt.tables.prebuilt(("row", table.name), lambda: sa.select(table).where(table.c.id == sa.bindparam("record_id")))
 
@@ -68,10 +80,7 @@ def _row(conn: sa.Connection, rt: Runtime, access: Access, module: Module, recor
             raise NotFound(f"{module.name} {record_id} not found") from None
     if not 0 < record_id < 2**63:  # beyond any id the database can hold
         raise NotFound(f"{module.name} {record_id} not found")
-    stmt = _by_id(rt, table)
-    scope = _scoped(rt, access, module, action)
-    if scope:
-        stmt = stmt.where(*scope)
+    stmt = scoped_statement(rt, access, module, action, ("row",), lambda scope: _by_id(rt, table).where(*[] if scope is None else [scope]))
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = conn.execute(stmt, {"record_id": record_id}).mappings().first()
@@ -290,8 +299,8 @@ def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn:
 
 def _insert(c: sa.Connection, rt: Runtime, access: Access, module: Module, values: Record, rows: dict[str, list[Record]],
             raw_rows: dict[str, Any], parse_errors: dict[str, str], given: set[str], indexed: bool) -> Record:
-    """`create` inside its transaction. The row comes back from the INSERT itself (RETURNING); a module with child
-    rows or a read scope is read back as `get` reads it. With `indexed` (the create's own transaction), unique values
+    """`create` inside its transaction. The row comes back from the INSERT (see `_inserted`); a module with child
+    rows or rollups, or an actor with a read scope, reads it back as `get` does. With `indexed` (the create's own transaction), unique values
     are left to the unique indexes: a separate check would cost a query (a PostgreSQL round trip) per create."""
     fetch_values(c, rt, module, values, given, None)
     stamp_changes(module, values, None)
@@ -307,8 +316,8 @@ def _insert(c: sa.Connection, rt: Runtime, access: Access, module: Module, value
     _write_rows(c, rt, module, new_id, rows, me, stamp)
     audit.record_create(c, rt, module, new_id, values, rows, me, stamp)
     _summaries(c, rt, module, None, values | {"id": new_id})
-    if module.tables or _scoped(rt, access, module, "read"):
-        return get(rt, access, module.name, new_id, c)
+    if module.tables or any(f.rollup for f in module.fields) or _scoped(rt, access, module, "read"):
+        return get(rt, access, module.name, new_id, c)  # child rows, rollups set after the insert, or a scope to check
     _require(access, module, "read")
     return _strip(record, access.readable(module))
 

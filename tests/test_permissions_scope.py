@@ -9,12 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from engine import listing, records
 from engine.access import Actor, SystemAccess
 from engine.auth import departments
+from engine.errors import NotFound
 from engine.gate import RoleAccess
 from engine.query import parse_list_query
 
@@ -203,3 +205,26 @@ def test_a_user_without_department_or_roles_reaches_nothing_more(make_app: Calla
     assert nobody.get("/api/account").status_code in (403, 404)
     assert "Hidden" not in nobody.get("/search?q=Hidd").text
     assert TestClient(app).get("/api/account").status_code == 401
+
+
+def test_scoped_statements_are_built_once_per_scope_and_each_user_keeps_their_own_rows(make_app: Callable[..., Any],
+                                                                                        tmp_path: Path) -> None:
+    org = Org(make_app(org_bundle(tmp_path)))
+    built = org.rt.tables.statements
+
+    def list_statements() -> int:
+        return sum(1 for key in built if key[0] == "list page")
+
+    first = {who: org.visible(who) for who in ("east", "east1", "lead", "mgr", "other")}
+    count = list_statements()
+    again = {who: org.visible(who) for who in ("other", "mgr", "lead", "east1", "east")}
+    assert count >= 5  # one per user: each scope names its user
+    assert again == first and list_statements() == count  # reused: nothing new built the second time
+    assert first["east"] == {"acc-east"} and first["east1"] == {"acc-east1"} and first["other"] == {"acc-other"}
+    assert first["lead"] == {"acc-lead", "acc-east"}
+    for who in ("east1", "east", "east1"):  # one user's record statement never answers for another
+        access = RoleAccess(Actor(org.users[who], who, ("rep",), org.dept["East-1" if who == "east1" else "East"]), org.rt.spec)
+        assert records.get(org.rt, access, "account", org.accounts[who])["name"] == f"acc-{who}"
+        other = org.accounts["east" if who == "east1" else "east1"]
+        with pytest.raises(NotFound):
+            records.get(org.rt, access, "account", other)

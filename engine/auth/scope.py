@@ -76,6 +76,14 @@ def owned(table: sa.Table, module: str, actor: Actor, scope: str, departments: s
     return sa.or_(mine, owner.in_(users))
 
 
+def condition_key(actor: Actor, scope: str, action: str, unowned: bool) -> tuple[Any, ...]:
+    """What `row_condition` depends on besides the table and the app's departments module (fixed for a spec): the
+    scope; for the narrower scopes also the action (shares), the unowned pool and who the actor is."""
+    if scope in ("all", "none"):
+        return (scope,)
+    return (scope, action, unowned, actor.user_id, actor.department_id)
+
+
 def row_condition(table: sa.Table, module: str, actor: Actor, scope: str, action: str, unowned: bool,
                   departments: str | None, hook: Any = None) -> sa.ColumnElement[bool] | None:
     """The WHERE condition for `action` at `scope` (None: every row; false: none)."""

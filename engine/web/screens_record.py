@@ -80,11 +80,15 @@ def in_scope(ctx: Ctx, module: Module, record_id: int, action: str) -> bool:
     if not ctx.access.can(module, action):
         return False
     table = ctx.rt.tables[module.name]
-    scope = ctx.access.row_filter(module, table, action)
-    if scope is None:
+
+    def make(scope: sa.ColumnElement[bool] | None) -> sa.Select[Any] | None:
+        return None if scope is None else sa.select(table.c.id).where(table.c.id == sa.bindparam("record_id"), scope)
+
+    stmt = records.scoped_statement(ctx.rt, ctx.access, module, action, ("in scope",), make)
+    if stmt is None:
         return True
     with ctx.rt.reading() as conn:
-        return conn.execute(sa.select(table.c.id).where(table.c.id == record_id, scope)).first() is not None
+        return conn.execute(stmt, {"record_id": record_id}).first() is not None
 
 
 def _cell(ctx: Ctx, f: Field, row: dict[str, Any], titles: dict[str, Any]) -> Cell:
