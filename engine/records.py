@@ -80,7 +80,11 @@ def _row(conn: sa.Connection, rt: Runtime, access: Access, module: Module, recor
             raise NotFound(f"{module.name} {record_id} not found") from None
     if not 0 < record_id < 2**63:  # beyond any id the database can hold
         raise NotFound(f"{module.name} {record_id} not found")
-    stmt = scoped_statement(rt, access, module, action, ("row",), lambda scope: _by_id(rt, table).where(*[] if scope is None else [scope]))
+
+    def make(scope: sa.ColumnElement[bool] | None) -> sa.Select[Any]:
+        return _by_id(rt, table) if scope is None else _by_id(rt, table).where(scope)
+
+    stmt = scoped_statement(rt, access, module, action, ("row",), make)
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = conn.execute(stmt, {"record_id": record_id}).mappings().first()
@@ -300,8 +304,9 @@ def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn:
 def _insert(c: sa.Connection, rt: Runtime, access: Access, module: Module, values: Record, rows: dict[str, list[Record]],
             raw_rows: dict[str, Any], parse_errors: dict[str, str], given: set[str], indexed: bool) -> Record:
     """`create` inside its transaction. The row comes back from the INSERT (see `_inserted`); a module with child
-    rows or rollups, or an actor with a read scope, reads it back as `get` does. With `indexed` (the create's own transaction), unique values
-    are left to the unique indexes: a separate check would cost a query (a PostgreSQL round trip) per create."""
+    rows or rollups, or an actor with a read scope, reads it back as `get` does. With `indexed` (the create's own
+    transaction), unique values are left to the unique indexes: a separate check costs a query (on PostgreSQL a round
+    trip) per create."""
     fetch_values(c, rt, module, values, given, None)
     stamp_changes(module, values, None)
     for fname, items in rows.items():
