@@ -208,15 +208,17 @@ python -m bench.io_bench --rows 100000 --db sqlite        # spreadsheet import/e
   pages and JSON with no metadata layer (`bench/peers/limit_app.py`) — and the peers sqladmin, starlette-admin and
   Django admin (+ django-import-export for spreadsheets), configured on the same tables. Each peer is installed by the
   bench command into its own virtual environment under `bench/.venvs/` (never one of Loom's dependencies); the limit's
-  environment pins the Starlette, SQLAlchemy and uvicorn versions Loom runs, and it runs at most 4 requests at once per
-  worker as Loom does (`LOOM_THREADS`), so that loom/limit measures the metadata layer alone; the peers run as they ship.
-- **Web scenarios** run over HTTP against real uvicorn servers (same h11 + asyncio server for all, 1 or 2 workers), all
-  contenders started side by side and the scenarios interleaved run by run, driven by a load generator in its own
-  process: list page (25 rows, filter + sort on indexed columns), a deep list page half-way down, record page, create
-  through the form (CSRF token and all), API list and get, and Loom's field-rule cost (the 40-field `wide` module read
-  as a role with rules on 20 fields and as one without). Each cell is throughput under 8 connections, median / p99 ms
-  under that load, and `1x` = the median ms of one request at a time; warm-up first, then the median of several runs.
-  Before measuring, each server is checked to show the rows the database says the first and the deep page hold.
+  environment pins the Starlette, SQLAlchemy, uvicorn, httptools and uvloop versions Loom runs, and it runs at most 4
+  requests at once per worker as Loom does (`LOOM_THREADS`), so that loom/limit measures the metadata layer alone; the
+  peers run as they ship.
+- **Web scenarios** run over HTTP against real uvicorn servers (the same server for all: uvicorn with httptools and
+  uvloop, as `loom serve` runs it; 1 or 2 workers), all contenders started side by side and the scenarios interleaved
+  run by run, driven by a load generator in its own process: list page (25 rows, filter + sort on indexed columns), a
+  deep list page half-way down, record page, create through the form (CSRF token and all), API list and get, and Loom's
+  field-rule cost (the 40-field `wide` module read as a role with rules on 20 fields and as one without). Each cell is
+  throughput under 8 connections, median / p99 ms under that load, and `1x` = the median ms of one request at a time;
+  warm-up first, then the median of several runs. Before measuring, each server is checked to show the rows the database
+  says the first and the deep page hold.
 - **Batch scenarios** run in fresh processes (wall time, peak RSS): metadata load + validation + table build of the CRM
   bundle and of a generated 300-module bundle, adding a field to `customer` (Loom's customization layer and migration
   against one hand-written `ALTER TABLE`), and `python -m bench.io_bench`'s spreadsheet import/export (folded in from

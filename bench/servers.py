@@ -66,7 +66,7 @@ class Server:
         self.port = free_port()
         self.log = LOGS / f"{self.name}-w{self.workers}.log"
         args = [str(self.python), "-m", "bench.uvicorn_tcp", self.target, "--host", HOST, "--port", str(self.port), "--workers", str(self.workers),
-                "--no-access-log", "--log-level", "warning", "--loop", "asyncio", "--http", "h11"]
+                "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
         if self.factory:
             args.append("--factory")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}

@@ -19,13 +19,14 @@ def _same(name: str) -> str:
 
 
 def requirements() -> dict[str, list[str]]:
-    """What each peer's environment holds (plain uvicorn everywhere: the same h11 + asyncio server as Loom's)."""
-    common = ["uvicorn", "psycopg[binary]", "python-multipart"]
+    """What each peer's environment holds (the same server everywhere as Loom's: uvicorn with httptools and uvloop)."""
+    common = ["uvicorn", "httptools", "uvloop", "psycopg[binary]", "python-multipart"]
     return {
         "sqladmin": ["sqladmin", "sqlalchemy[asyncio]", *common],
         "starlette_admin": ["starlette-admin", "sqlalchemy[asyncio]", "jinja2", *common],
         "django": ["django", "django-import-export[xlsx]", *common],
-        "limit": [_same("starlette"), _same("sqlalchemy"), _same("jinja2"), _same("uvicorn"), "psycopg[binary]", "python-multipart",
+        "limit": [_same("starlette"), _same("sqlalchemy"), _same("jinja2"), _same("uvicorn"), _same("httptools"), _same("uvloop"), "psycopg[binary]",
+                  "python-multipart",
                   "python-calamine", "xlsxwriter"],
     }
 
