@@ -232,12 +232,14 @@ python -m bench.io_bench --rows 100000 --db sqlite        # spreadsheet import/e
 
 The figures below come from a shared 2-core machine where a test suite runs niced beside the benchmark: compare the
 ratios, not the absolute numbers; with two runs of two seconds each, differences under about 15 % are noise. Servers
-start through `bench/uvicorn_tcp.py`: with `--workers 2` plain uvicorn leaves TCP_NODELAY off (uvicorn issue #3149)
-and every keep-alive response waits ~40 ms for a delayed ACK, which would flatten every contender to the same figure
-(`loom serve --workers N` binds its socket the same way). Over HTTP the field-rule rows differ in output (the ruled role
-sees 30 of 40 fields) and drown in noise; `python -m bench.field_rules` measures the rules' own cost in process, CPU per
-request, roles alternating block by block: on the API with the same 30 fields for both roles the ruled role costs
-1.02-1.04x the plain one (SQLite and PostgreSQL, 10k rows; target at most 1.10).
+start through `bench/uvicorn_tcp.py`: with `--workers 2` plain uvicorn leaves TCP_NODELAY off (uvicorn issue #3149) and
+every keep-alive response waits ~40 ms for a delayed ACK, which would flatten every contender to the same figure (`loom
+serve --workers N` binds its socket the same way). Two workers share one listening socket, and the load generator's 8
+keep-alive connections are not always shared evenly between them: in the 2-worker rows some pages run at one worker's
+rate, for Loom and the limit alike (per-worker SO_REUSEPORT sockets are the likely fix). Over HTTP the field-rule rows differ
+in output (the ruled role sees 30 of 40 fields) and drown in noise; `python -m bench.field_rules` measures the rules'
+own cost in process, CPU per request, roles alternating block by block: on the API with the same 30 fields for both
+roles the ruled role costs 1.02-1.04x the plain one (SQLite and PostgreSQL, 10k rows; target at most 1.10).
 """
 
 
