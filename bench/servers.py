@@ -65,7 +65,8 @@ class Server:
         LOGS.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log = LOGS / f"{self.name}-w{self.workers}.log"
-        args = [str(self.python), "-m", "bench.uvicorn_tcp", self.target, "--host", HOST, "--port", str(self.port), "--workers", str(self.workers),
+        args = [str(self.python), "-m", "bench.uvicorn_workers", self.target, "--host", HOST, "--port", str(self.port),
+                "--workers", str(self.workers),
                 "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
         if self.factory:
             args.append("--factory")

@@ -20,14 +20,12 @@ def _same(name: str) -> str:
 
 def requirements() -> dict[str, list[str]]:
     """What each peer's environment holds (the same server everywhere as Loom's: uvicorn with httptools and uvloop)."""
-    common = ["uvicorn", "httptools", "uvloop", "psycopg[binary]", "python-multipart"]
+    common = [_same("uvicorn"), _same("httptools"), _same("uvloop"), "psycopg[binary]", "python-multipart"]
     return {
         "sqladmin": ["sqladmin", "sqlalchemy[asyncio]", *common],
         "starlette_admin": ["starlette-admin", "sqlalchemy[asyncio]", "jinja2", *common],
         "django": ["django", "django-import-export[xlsx]", *common],
-        "limit": [_same("starlette"), _same("sqlalchemy"), _same("jinja2"), _same("uvicorn"), _same("httptools"), _same("uvloop"), "psycopg[binary]",
-                  "python-multipart",
-                  "python-calamine", "xlsxwriter"],
+        "limit": [_same("starlette"), _same("sqlalchemy"), _same("jinja2"), *common, "python-calamine", "xlsxwriter"],
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +51,55 @@ def run(args: argparse.Namespace) -> int:
 
 
 def workers(config: Any) -> None:
-    """Serve with several worker processes sharing one listening socket."""
+    """Serve with several worker processes: each listens on a socket of its own where the platform allows it, else
+    on one shared socket."""
     from uvicorn.supervisors import Multiprocess
 
-    Multiprocess(config, sockets=[listening_socket(config)]).run()
+    Multiprocess(config, sockets=worker_sockets(config)).run()
 
 
-def listening_socket(config: Any) -> socket.socket:
-    """uvicorn's listening socket, bound as TCP. uvicorn binds it with protocol 0 for several workers, so asyncio never
-    sets TCP_NODELAY on the accepted connections and every keep-alive response after the first waits ~40 ms for the
-    client's delayed ACK (uvicorn issue #3149)."""
-    sock: socket.socket = config.bind_socket()
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
-        sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+def worker_sockets(config: Any) -> list[Any]:
+    """What each worker process listens on. With SO_REUSEPORT every worker binds the port itself (a `PortShare`,
+    which uvicorn hands each worker it spawns) and the kernel spreads new connections over the workers. With one
+    shared socket, the worker that wakes first accepts a whole burst: a client's keep-alive connections opened
+    together all land on one worker while the others idle."""
+    if not hasattr(socket, "SO_REUSEPORT") or config.uds or config.fd is not None:
+        return [config.bind_socket()]
+    family, _, _, _, address = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)[0]
+    probe = bind_port(family, address)  # a port taken, or asked as 0, shows here, before any worker starts
+    return [PortShare(family, probe.getsockname()[:2], config.backlog, probe)]
+
+
+@dataclass(frozen=True)
+class PortShare:
+    """A listening address that each worker process binds for itself (SO_REUSEPORT). It pickles as a call to
+    `bind_port`, so in a spawned worker it arrives as that worker's own listening socket. The supervisor keeps
+    `reserved`, bound but not listening, so the port stays Loom's while workers restart; the kernel hands new
+    connections only to listening sockets."""
+
+    family: int
+    address: tuple[Any, ...]
+    backlog: int
+    reserved: socket.socket | None = None
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return bind_port, (self.family, self.address, self.backlog)
+
+
+def bind_port(family: int, address: tuple[Any, ...], backlog: int | None = None) -> socket.socket:
+    """A TCP socket bound to `address` with SO_REUSEPORT; listening when a backlog is given. Bound as IPPROTO_TCP,
+    as uvicorn binds its own (from 0.55): asyncio sets TCP_NODELAY only on connections accepted from such a socket, and
+    without it every keep-alive response after the first waits ~40 ms for the client's delayed ACK."""
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        if backlog is not None:
+            sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
