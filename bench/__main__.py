@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     found = run(args)
     print("\n".join(found["table"]))
-    print("\ncells: throughput/s median/p99 ms under load (8 connections), 1x = median ms one request at a time; batch: wall s, peak MB")
+    print("\ncells: throughput/s median/p99 ms under load (8 connections per worker), 1x = median ms one request at a time; batch: wall s, peak MB")
     print("\n".join(report.target_lines(found["targets"])))
     print("\n" + "\n".join(report.server_lines(found["results"])))
     out = report.write(found)

@@ -216,7 +216,7 @@ python -m bench.io_bench --rows 100000 --db sqlite        # spreadsheet import/e
   run by run, driven by a load generator in its own process: list page (25 rows, filter + sort on indexed columns), a
   deep list page half-way down, record page, create through the form (CSRF token and all), API list and get, and Loom's
   field-rule cost (the 40-field `wide` module read as a role with rules on 20 fields and as one without). Each cell is
-  throughput under 8 connections, median / p99 ms under that load, and `1x` = the median ms of one request at a time;
+  throughput under 8 connections per worker, median / p99 ms under that load, and `1x` = the median ms of one request at a time;
   warm-up first, then the median of several runs. Before measuring, each server is checked to show the rows the database
   says the first and the deep page hold.
 - **Batch scenarios** run in fresh processes (wall time, peak RSS): metadata load + validation + table build of the CRM
@@ -232,11 +232,12 @@ python -m bench.io_bench --rows 100000 --db sqlite        # spreadsheet import/e
 
 The figures below come from a shared 2-core machine where a test suite runs niced beside the benchmark: compare the
 ratios, not the absolute numbers; with two runs of two seconds each, differences under about 15 % are noise. Servers
-start through `bench/uvicorn_tcp.py`: with `--workers 2` plain uvicorn leaves TCP_NODELAY off (uvicorn issue #3149) and
-every keep-alive response waits ~40 ms for a delayed ACK, which would flatten every contender to the same figure (`loom
-serve --workers N` binds its socket the same way). Two workers share one listening socket, and the load generator's 8
-keep-alive connections are not always shared evenly between them: in the 2-worker rows some pages run at one worker's
-rate, for Loom and the limit alike (per-worker SO_REUSEPORT sockets are the likely fix). Over HTTP the field-rule rows differ
+start through `bench/uvicorn_workers.py`, every contender on the same uvicorn, httptools and uvloop: with `--workers 2`
+each worker listens on a socket of its own (SO_REUSEPORT), as `loom serve --workers N` does, and the kernel spreads
+the load generator's connections over the workers. With uvicorn's one shared socket, the worker that woke first took
+the whole burst of 8 keep-alive connections, and 2-worker rows measured one worker as often as two. The 2-worker runs
+use 16 connections (8 per worker): the kernel hashes each connection to a worker, and 8 would split 6/2 or worse one
+run in three. Over HTTP the field-rule rows differ
 in output (the ruled role sees 30 of 40 fields) and drown in noise; `python -m bench.field_rules` measures the rules'
 own cost in process, CPU per request, roles alternating block by block: on the API with the same 30 fields for both
 roles the ruled role costs 1.02-1.04x the plain one (SQLite and PostgreSQL, 10k rows; target at most 1.10).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -101,6 +101,7 @@ def _start(c: Contender, t: Target, workers: int, pos: Positions, log: Log) -> U
 def web_round(t: Target, workers: int, contenders: list[Contender], scenarios: list[str], load: Load, log: Log) -> dict[str, Any]:
     """Start every contender on `t`, run the scenarios interleaved, stop them; one result per (scenario, contender)."""
     pos = positions(t.url)
+    load = replace(load, concurrency=load.concurrency * workers)  # 8 connections per worker: the kernel hashes each to one
     ups: list[Up] = []
     try:
         for c in contenders:
