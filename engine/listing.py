@@ -8,9 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.access import Access
-from engine.errors import Forbidden
 from engine.query import ListQuery, decode_cursor, encode_cursor, keyset_segments, keyset_values, where_clause, where_shape, where_values
-from engine.records import Page, module_of, scoped_statement
+from engine.records import Page, module_of, require, scoped_statement
 from engine.runtime import Runtime
 from engine.spec import Module
 
@@ -34,8 +33,7 @@ def base_select(rt: Runtime, access: Access, module: Module, query: ListQuery, c
 def list_page(rt: Runtime, access: Access, name: str, query: ListQuery) -> Page:
     """One page of records, sorted and filtered in SQL; keyset cursor unless `page` is asked."""
     module = module_of(rt, name)
-    if not access.can(module, "read"):
-        raise Forbidden(f"you may not read {name} records")
+    require(access, module, "read")
     readable = access.readable(module)
     table = rt.tables[name]
     columns = _columns(module, query, readable)

@@ -45,7 +45,8 @@ def module_of(rt: Runtime, name: str) -> Module:
     return module
 
 
-def _require(access: Access, module: Module, action: str) -> None:
+def require(access: Access, module: Module, action: str) -> None:
+    """A 403 unless the actor may take `action` on the module's records."""
     if not access.can(module, action):
         raise Forbidden(f"you may not {action} {module.name} records")
 
@@ -115,7 +116,7 @@ def _strip(record: Record, readable: frozenset[str]) -> Record:
 def get(rt: Runtime, access: Access, name: str, record_id: Any, conn: sa.Connection | None = None) -> Record:
     """One record with its child rows, only the fields the actor may read; 404 when out of scope."""
     module = module_of(rt, name)
-    _require(access, module, "read")
+    require(access, module, "read")
     with transaction(rt, conn, reads=True) as c:
         row = _row(c, rt, access, module, record_id, "read")
         for fname, per in children(c, rt, module, [row["id"]]).items():
@@ -282,7 +283,7 @@ def _refused(rt: Runtime, module: Module, values: Mapping[str, Any], exc: sa.exc
 def create(rt: Runtime, access: Access, name: str, raw: Mapping[str, Any], conn: sa.Connection | None = None) -> Record:
     """Create a record (with its child rows); returns it as the actor may read it."""
     module = module_of(rt, name)
-    _require(access, module, "create")
+    require(access, module, "create")
     values, raw_rows, parse_errors = _parse(module, raw, access)
     rows = {k: _parse_rows(rt, access, module.field(k), v) for k, v in raw_rows.items()}
     for f in module.defaulted_fields:
@@ -323,7 +324,7 @@ def _insert(c: sa.Connection, rt: Runtime, access: Access, module: Module, value
     _summaries(c, rt, module, None, values | {"id": new_id})
     if module.tables or any(f.rollup for f in module.fields) or _scoped(rt, access, module, "read"):
         return get(rt, access, module.name, new_id, c)  # child rows, rollups set after the insert, or a scope to check
-    _require(access, module, "read")
+    require(access, module, "read")
     return _strip(record, access.readable(module))
 
 
@@ -360,7 +361,7 @@ def update(rt: Runtime, access: Access, name: str, record_id: Any, raw: Mapping[
            conn: sa.Connection | None = None) -> Record:
     """Change a record; `version` must be the one the client read, or it is a 409 conflict."""
     module = module_of(rt, name)
-    _require(access, module, "write")
+    require(access, module, "write")
     if "owner" in raw and not access.can(module, "assign") and "owner" not in access.writable(module):
         raise Forbidden("you may not change the owner")
     values, raw_rows, parse_errors = _parse(module, raw, access)
@@ -418,7 +419,7 @@ def _store_update(conn: sa.Connection, rt: Runtime, access: Access, module: Modu
 def delete(rt: Runtime, access: Access, name: str, record_id: Any, conn: sa.Connection | None = None) -> None:
     """Move a record (and its child rows) to the recycle bin."""
     module = module_of(rt, name)
-    _require(access, module, "delete")
+    require(access, module, "delete")
     with transaction(rt, conn) as c:
         row = _row(c, rt, access, module, record_id, "delete", lock=True)
         rows = {k: per[row["id"]] for k, per in children(c, rt, module, [row["id"]]).items()}
@@ -444,7 +445,7 @@ def revert(rt: Runtime, access: Access, name: str, record_id: Any, version: int)
     from engine.audit import state_at
 
     module = module_of(rt, name)
-    _require(access, module, "write")
+    require(access, module, "write")
     with transaction(rt) as c:
         current = _row(c, rt, access, module, record_id, "write", lock=True)
         if not 1 <= version < current["version"]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import functools
 import resource
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from engine.io.readers import SheetRows, file_kind
 from engine.runtime import Runtime
 
 from . import io_files
-from .conftest import login
+from .conftest import TEST_BUNDLE, login
 
 SECONDS = 10
 CASES: dict[str, tuple[Callable[[], bytes], str, int, str]] = {
@@ -94,3 +96,29 @@ def test_upload_larger_than_the_cap_is_refused_while_receiving(make_app: Any) ->
     got = client.post("/api/account/import", files={"file": ("big.csv", big, "text/csv")})
     assert got.status_code == 413 and "larger than" in got.json()["error"]["message"]
     assert _written(app.state.runtime) == 0
+
+
+def test_a_streamed_upload_without_a_length_is_counted_and_cut_off(make_app: Any) -> None:
+    """No Content-Length to trust (chunked): the body is counted as it arrives and refused past the cap."""
+    app = make_app(import_max_bytes=1_000_000)
+    client = login(app, "boss", ("admin",))
+
+    def body() -> Iterator[bytes]:
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\nContent-Type: text/csv\r\n\r\nName\n'
+        yield from (b"x" * 100_000 for _ in range(30))
+        yield b"\r\n--b--\r\n"
+
+    got = client.post("/api/account/import", content=body(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert "content-length" not in {k.lower() for k in got.request.headers}
+    assert got.status_code == 413 and "larger than" in got.json()["error"]["message"]
+    assert _written(app.state.runtime) == 0 and not list(Path(app.state.runtime.settings.files).rglob("*.csv"))
+
+
+def test_loom_refuses_to_start_without_defusedxml(tmp_path: Path) -> None:
+    """Without defusedxml the standard library's XML parsers would expand entities: no app is built at all."""
+    code = ("import sys; sys.modules['defusedxml'] = None\n"  # as if it were not installed
+            "from engine.runtime import Settings\nfrom engine.web.app import create_app\n"
+            f"create_app(Settings(metadata={str(TEST_BUNDLE)!r}, db_url={f'sqlite:///{tmp_path}/x.db'!r}))\nprint('started')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode != 0 and "started" not in done.stdout
+    assert "defusedxml is required to read uploaded spreadsheets safely" in done.stderr

@@ -62,6 +62,18 @@ def test_values_parse_through_the_registry_with_title_rows_labels_and_spaces(run
     assert acme["code"].startswith("ACC-") and acme["code"] != beta["code"]
 
 
+@pytest.mark.parametrize(("cells", "stored"), [
+    (["是", "否"], [True, False]), (["yes", "no"], [True, False]), (["Yes", "NO"], [True, False]), ([1, 0], [True, False]),
+    (["1", "0"], [True, False]), ([True, False], [True, False]), (["true", "false"], [True, False]),
+])
+def test_yes_and_no_in_every_common_spelling(runtime: Runtime, tmp_path: Path, cells: list[Any], stored: list[bool]) -> None:
+    data = xlsx([["Name", "Active"], ["A", cells[0]], ["B", cells[1]]])
+    result = _run(runtime, _file(tmp_path, data))
+    assert result.inserted == 2 and not result.problems, result.problems
+    rows = _accounts(runtime)
+    assert [rows["A"]["active"], rows["B"]["active"]] == stored
+
+
 def test_dry_run_lists_errors_by_row_and_column_and_writes_nothing(runtime: Runtime, tmp_path: Path) -> None:
     data = xlsx([["Name", "Category", "Credit limit", "Employees", "Email"],
                  ["Good", "key", 10, 1, "a@example.com"],
@@ -143,6 +155,29 @@ def test_links_resolve_by_title_code_or_id_and_report_missing_or_ambiguous(runti
     with runtime.db.begin() as conn:  # two accounts with one title (a title need not be unique in general)
         conn.execute(sa.update(runtime.tables["account"]).where(runtime.tables["account"].c.name == "Dup").values(name="Parent Co 2"))
     assert _run(runtime, _file(tmp_path, xlsx([["Title", "Account"], ["D2", "Parent Co 2"]]), "e.xlsx"), module="deal").inserted == 1
+
+
+def test_a_title_that_two_records_share_is_an_error_for_that_row(bundle_copy: Path, db_url: str, tmp_path: Path) -> None:
+    from engine.migrate import ensure_schema
+    from engine.runtime import Settings, make_engine, open_runtime
+
+    spec = bundle_copy / "modules" / "deal.yaml"
+    link = "  - {name: contact, type: link, module: contact}\n"
+    spec.write_text(spec.read_text().replace("  - {name: account, type: link,", link + "  - {name: account, type: link,", 1))
+    rt = open_runtime(Settings(metadata=bundle_copy, db_url=db_url), db=make_engine(db_url))
+    ensure_schema(rt)
+    try:
+        twins = [records.create(rt, SYSTEM, "contact", {"full_name": "Twin"})["id"] for _ in range(2)]
+        records.create(rt, SYSTEM, "contact", {"full_name": "Single"})
+        data = xlsx([["Title", "Contact"], ["D1", "Twin"], ["D2", "Single"], ["D3", f"#{twins[1]}"]])
+        result = _run(rt, _file(tmp_path, data), module="deal", on_error="skip")
+        assert [(p.row, p.column, p.value) for p in result.problems] == [(2, "Contact", "Twin")]
+        assert "ambiguous" in result.problems[0].reason and "2" in result.problems[0].reason
+        with rt.db.connect() as conn:  # the other rows import; the ambiguous one is never guessed
+            got = dict(conn.execute(sa.select(rt.tables["deal"].c.title, rt.tables["deal"].c.contact)).all())
+        assert set(got) == {"D2", "D3"} and got["D3"] == twins[1]
+    finally:
+        rt.db.dispose()
 
 
 def test_child_rows_import_with_their_parent_merged_by_key(runtime: Runtime, tmp_path: Path) -> None:
@@ -300,6 +335,16 @@ def test_permissions_import_action_writable_fields_and_row_scope(strict_rt: Runt
     assert update.updated == 1 and "outside your scope" in update.problems[0].reason, update.problems
     rows = _accounts(runtime)
     assert rows["Theirs"]["employees"] is None and rows["Mine"]["employees"] == 9
+
+
+def test_undo_needs_the_import_right(strict_rt: Runtime, tmp_path: Path) -> None:
+    path = _file(tmp_path, xlsx([["Name"], ["Imported"]]))
+    entry_id = log.start(strict_rt, "account", None, "in.xlsx", "xlsx", path, Options())
+    result = execute(strict_rt, SYSTEM, "account", path, "xlsx", Options(), finish=lambda c, r: log.record_changes(c, strict_rt, entry_id, r))
+    log.finish(strict_rt, entry_id, "done", result)
+    with pytest.raises(Forbidden):
+        undo(strict_rt, _role_access(strict_rt, "rep1", ("rep",)), log.load(strict_rt, entry_id))  # reps may delete, not import
+    assert "Imported" in _accounts(strict_rt) and log.load(strict_rt, entry_id).status == "done"
 
 
 def test_mapping_can_be_confirmed_or_corrected(runtime: Runtime, tmp_path: Path) -> None:

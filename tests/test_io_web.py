@@ -62,8 +62,10 @@ def test_upload_correct_mapping_preview_diff_apply_and_undo(make_app: Any) -> No
     app = make_app()
     rt = app.state.runtime
     acme = records.create(rt, SYSTEM, "account", {"name": "Acme", "employees": 5, "category": "new"})
+    same = records.create(rt, SYSTEM, "account", {"name": "Same Co", "employees": 7, "category": "general", "notes": "as is"})
     admin = login(app, "boss", ("admin",))
-    data = xlsx([["名称", "Headcount", "Remarks", "Category"], ["Acme", 50, "big", "重要客户"], ["New Co", "1,234", "fresh", "general"]])
+    data = xlsx([["名称", "Headcount", "Remarks", "Category"], ["Acme", 50, "big", "重要客户"], ["New Co", "1,234", "fresh", "general"],
+                 ["Same Co", 7, "as is", "general"]])
     job = _upload(admin, "account", data, mode="upsert")
     mapping = admin.get(job)
     assert mapping.status_code == 200 and "Headcount" in mapping.text
@@ -74,7 +76,9 @@ def test_upload_correct_mapping_preview_diff_apply_and_undo(make_app: Any) -> No
     preview = _wait(admin, job)
     assert "Preview" in preview or "nothing" in preview.lower()
     assert re.search(r"<del>5</del></td><td><ins>50</ins>", preview) and "<del>New</del></td><td><ins>Key</ins>" in preview
-    assert "New Co" in preview and set(_accounts(rt)) == {"Acme"}  # the dry run wrote nothing
+    assert "New Co" in preview and set(_accounts(rt)) == {"Acme", "Same Co"}  # the dry run wrote nothing
+    skipped = preview.split('class="list skipped"', 1)[1].split("</table>", 1)[0]  # the unchanged rows, listed
+    assert re.search(rf'<td>4</td><td><a href="[^"]*/m/account/{same["id"]}">#{same["id"]}</a></td>', skipped) and "<td>2</td>" not in skipped
     assert admin.post(job + "/apply", follow_redirects=False).status_code == 303
     done = _wait(admin, job)
     assert "Import finished" in done or "done" in done
@@ -86,7 +90,7 @@ def test_upload_correct_mapping_preview_diff_apply_and_undo(make_app: Any) -> No
     assert admin.post(job + "/undo", follow_redirects=False).status_code == 303
     _wait(admin, job)
     rows = _accounts(rt)
-    assert set(rows) == {"Acme"} and rows["Acme"]["employees"] == 5 and rows["Acme"]["id"] == acme["id"]
+    assert set(rows) == {"Acme", "Same Co"} and rows["Acme"]["employees"] == 5 and rows["Acme"]["id"] == acme["id"]
     assert "undone" in admin.get("/m/account/import").text
 
 

@@ -15,8 +15,7 @@ import sqlalchemy as sa
 from engine import audit
 from engine.access import Access
 from engine.compute import check_record, compute_formulas, default_for, format_series
-from engine.errors import Forbidden
-from engine.records import fetch_values, now
+from engine.records import fetch_values, now, require
 from engine.runtime import Runtime
 from engine.spec import Module
 
@@ -39,8 +38,7 @@ def create_many(conn: sa.Connection, rt: Runtime, access: Access, module: Module
     """Validate every draft, then insert the valid ones; sets `errors` or `id` on each draft. `known_new` names unique
     fields whose given values the caller has just looked up and found in no stored record (then only the batch is
     checked for them)."""
-    if not access.can(module, "create"):
-        raise Forbidden(f"you may not create {module.name} records")
+    require(access, module, "create")
     me, stamp = access.actor.user_id, now()
     for d in drafts:
         _prepare(d, module, me, stamp)

@@ -12,8 +12,8 @@ from typing import Any
 from engine.access import Access
 from engine.errors import LoomError
 from engine.io import log
-from engine.io.plan import Options
-from engine.io.run import execute
+from engine.io.plan import Options, Result
+from engine.io.run import Progress, execute
 from engine.io.undo import undo
 from engine.runtime import Runtime
 
@@ -39,10 +39,7 @@ def work(rt: Runtime, access: Access, entry: log.Entry, action: str, board: Boar
             return
         options = Options(entry.options.mode, entry.options.key, entry.options.on_error, dry_run=action == "preview",
                           mapping=entry.options.mapping)
-        result = execute(rt, access, entry.module, entry.stored, entry.file_kind, options, progress=_progress(rt, entry.id, board),
-                         finish=lambda conn, r: log.record_changes(conn, rt, entry.id, r))
-        status = "previewed" if action == "preview" else "done" if result.applied else "failed"
-        log.finish(rt, entry.id, status, result)
+        logged(rt, access, entry.id, entry.module, entry.stored, entry.file_kind, options, _progress(rt, entry.id, board))
     except LoomError as exc:
         _failed(rt, entry, action, exc.message, exc.fields)
     except Exception:
@@ -51,6 +48,16 @@ def work(rt: Runtime, access: Access, entry: log.Entry, action: str, board: Boar
     finally:
         if board is not None:
             board.pop(entry.id, None)
+
+
+def logged(rt: Runtime, access: Access, import_id: int, module: str, path: str, kind: str, options: Options,
+           progress: Progress | None = None) -> tuple[str, Result]:
+    """Run a logged import (or its dry run) and log its outcome; the status it ended in, and what it did. The ids it
+    created and each updated record's old values are logged in the import's own transaction, for its undo."""
+    result = execute(rt, access, module, path, kind, options, progress=progress, finish=lambda conn, r: log.record_changes(conn, rt, import_id, r))
+    status = "previewed" if options.dry_run else "done" if result.applied else "failed"
+    log.finish(rt, import_id, status, result)
+    return status, result
 
 
 def _failed(rt: Runtime, entry: log.Entry, action: str, message: str, fields: dict[str, str]) -> None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from engine import records
 from engine.access import Access
-from engine.errors import Forbidden, Invalid
+from engine.errors import Invalid
 from engine.io import columns
 from engine.io.bulk import Draft, create_many
 from engine.io.cells import Parsed, Parser, as_text, column_parser, computed, parse_cells
@@ -77,8 +77,7 @@ def prepare(rt: Runtime, access: Access, name: str, path: str, kind: str, option
             limits: Limits = DEFAULT_LIMITS) -> tuple[Sheet, list[str | None], str | None]:
     """Open the sheet and settle the mapping and key (the proposal, or the caller's confirmed mapping)."""
     module = records.module_of(rt, name)
-    if not access.can(module, "import"):
-        raise Forbidden(f"you may not import {module.name} records")
+    records.require(access, module, "import")
     found = columns.targets(rt.spec, module)
     if options.key is not None and options.key not in found:
         raise Invalid("unknown key field", {"key": f"'{options.key}' is not a field of {module.name}"})

@@ -13,9 +13,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from engine.access import Access
-from engine.errors import Forbidden
 from engine.io.columns import Target, targets
-from engine.records import module_of
+from engine.records import module_of, require
 from engine.runtime import Runtime
 from engine.spec import Field, Module, Spec
 
@@ -56,8 +55,7 @@ def template_columns(spec: Spec, module: Module, access: Access) -> list[Target]
 def template(rt: Runtime, access: Access, name: str) -> bytes:
     """The .xlsx template of module `name` for this user."""
     module = module_of(rt, name)
-    if not access.can(module, "import"):
-        raise Forbidden(f"you may not import {module.name} records")
+    require(access, module, "import")
     locale = access.actor.locale
     cols = template_columns(rt.spec, module, access)
     book = Workbook()

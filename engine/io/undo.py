@@ -23,6 +23,7 @@ def undo(rt: Runtime, access: Access, entry: log.Entry) -> dict[str, int]:
     if entry.status != "done" or not entry.summary.get("applied"):
         raise Conflict("only a finished, applied import can be undone")
     module = records.module_of(rt, entry.module)
+    records.require(access, module, "import")
     created = log.created_ids(rt, entry.id)
     changed = log.changed(rt, entry.id)
     with rt.db.begin() as conn:

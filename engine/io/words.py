@@ -20,6 +20,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "undone": ("This import was undone.", "本次导入已撤销。"), "failed": ("The import failed.", "导入失败。"),
     "previewed": ("Preview — nothing has been written yet.", "预览——尚未写入任何数据。"), "back": ("Back to the list", "返回列表"),
     "status": ("Status", "状态"), "records": ("Records", "记录数"), "before": ("Before", "原值"), "after": ("After", "新值"),
+    "unchanged_hint": ("These rows match their records already: importing them changes nothing.", "这些行与已有记录一致：导入不会改变它们。"),
     "new_import": ("New import", "新的导入"), "interrupted": ("The import was interrupted.", "导入被中断。"),
 }
 

@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from engine import records
-from engine.errors import Conflict, Forbidden, Invalid, NotFound
+from engine.errors import Conflict, Invalid, NotFound
 from engine.listing import list_page, titles
 from engine.query import ListQuery, parse_list_query
 from engine.spec import Module
@@ -111,8 +111,7 @@ def _child_rows(ctx: Ctx, module: Module, names: list[str], items: list[dict[str
 def list_records(ctx: Ctx) -> Response:
     """GET /api/<module>: one page, filtered, sorted and paged in SQL; the total only with count=true."""
     module = _module(ctx)
-    if not ctx.access.can(module, "read"):
-        raise Forbidden(f"you may not read {module.name} records")
+    records.require(ctx.access, module, "read")
     readable = ctx.access.readable(module)
     params = [(k, v) for k, v in ctx.request.query_params.multi_items() if k not in API_ONLY_PARAMS]
     query = parse_list_query(module, params, set(readable))

@@ -27,8 +27,8 @@ from engine.io import jobs, log
 from engine.io.limits import DEFAULT_LIMITS, TooLarge
 from engine.io.plan import Options
 from engine.io.readers import file_kind
-from engine.io.run import execute, prepare
-from engine.records import module_of
+from engine.io.run import prepare
+from engine.records import module_of, require
 from engine.web.context import Ctx, handler
 from engine.web.render import render as render_page
 
@@ -81,9 +81,7 @@ def import_page(ctx: Ctx) -> Response:
     """Upload form and this user's recent imports into the module."""
     name = _module(ctx)
     module = ctx.rt.spec.module(name)
-    if not ctx.access.can(module, "import"):
-        from engine.errors import Forbidden
-        raise Forbidden(f"you may not import {name} records")
+    require(ctx.access, module, "import")
     entries = log.recent(ctx.rt, name, ctx.user.id if ctx.user else None)
     return render(ctx, "io/import.html", {"module": module, "entries": entries, "key_fields": _key_fields(module)})
 
@@ -207,10 +205,7 @@ def apply(ctx: Ctx) -> Response:
 def undo(ctx: Ctx) -> Response:
     """Undo an applied import."""
     entry = _entry(ctx)
-    module = ctx.rt.spec.module(entry.module)
-    if not ctx.access.can(module, "import"):
-        from engine.errors import Forbidden
-        raise Forbidden(f"you may not import {module.name} records")
+    require(ctx.access, ctx.rt.spec.module(entry.module), "import")  # here too, not only in the job: a 403 at once
     return _start(ctx, entry, "undo")
 
 
@@ -233,14 +228,11 @@ def api_import(ctx: Ctx) -> Response:
     path, filename, kind = _store(ctx)
     import_id = log.start(ctx.rt, name, ctx.user.id if ctx.user else None, filename, kind, path, options)
     try:
-        result = execute(ctx.rt, ctx.access, name, path, kind, _with_mapping(ctx, name, path, kind, options, mapping),
-                         finish=lambda conn, r: log.record_changes(conn, ctx.rt, import_id, r))
+        status, result = jobs.logged(ctx.rt, ctx.access, import_id, name, path, kind, _with_mapping(ctx, name, path, kind, options, mapping))
     except Exception as exc:
         log.mark(ctx.rt, import_id, status="failed", message=str(getattr(exc, "message", "failed")))
         os.unlink(path)
         raise
-    status = "previewed" if options.dry_run else "done" if result.applied else "failed"
-    log.finish(ctx.rt, import_id, status, result)
     body = {"import_id": import_id, "status": status, **result.summary(), "problems": [p.as_dict() for p in result.problems]}
     if status == "failed":
         body["error"] = {"code": "import_failed", "message": f"{len(result.problems)} problems: nothing was written", "fields": {}}

@@ -14,9 +14,9 @@ from urllib.parse import quote, urlencode
 import sqlalchemy as sa
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from engine.errors import Forbidden, NotFound
+from engine.errors import NotFound
 from engine.fieldtypes import REGISTRY, stored_type
-from engine.records import module_of
+from engine.records import module_of, require
 from engine.spec import Field, Module
 from engine.web.context import Ctx
 from engine.web.i18n import WORDS, translate
@@ -76,8 +76,7 @@ def screen_module(ctx: Ctx, action: str = "read") -> Module:
     module = module_of(ctx.rt, ctx.request.path_params["module"])
     if module.child:
         raise NotFound(f"unknown module '{module.name}'")
-    if not ctx.access.can(module, action):
-        raise Forbidden(f"you may not {action} {module.name} records")
+    require(ctx.access, module, action)
     return module
 
 
