@@ -7,6 +7,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 
 KINDS = ("app", "module", "workflow", "report")
@@ -25,6 +26,20 @@ def _validator(kind: str) -> Draft202012Validator:
     return Draft202012Validator(schema(kind))
 
 
+@cache
+def _compiled(kind: str) -> jsonschema_rs.Draft202012Validator:
+    return jsonschema_rs.Draft202012Validator(schema(kind))
+
+
+def _valid(kind: str, data: Any) -> bool:
+    """Whether the compiled (Rust) validator passes `data`: the same JSON Schema checked ~200x faster. A value it
+    cannot take (a YAML date, say) counts as not passed, so the full check decides."""
+    try:
+        return bool(_compiled(kind).is_valid(data))
+    except (ValueError, TypeError):
+        return False
+
+
 def _path(parts: Any) -> str:
     out = ""
     for p in parts:
@@ -33,7 +48,10 @@ def _path(parts: Any) -> str:
 
 
 def schema_errors(kind: str, data: Any) -> list[tuple[str, str]]:
-    """(path, message) for every schema violation in `data`, deepest cause first."""
+    """(path, message) for every schema violation in `data`, deepest cause first. A valid document (nearly every load)
+    is passed by the compiled validator alone; jsonschema walks only a document it refuses, to word every problem."""
+    if _valid(kind, data):
+        return []
     found = []
     for err in sorted(_validator(kind).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         leaf = _deepest(err)
