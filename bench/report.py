@@ -231,7 +231,8 @@ python -m bench.io_bench --rows 100000 --db sqlite        # spreadsheet import/e
   under 300 ms, 300 modules under 3 s; field rules cost at most 10 %.
 
 The figures below come from a shared 2-core machine where a test suite runs niced beside the benchmark: compare the
-ratios, not the absolute numbers; with two runs of two seconds each, differences under about 15 % are noise. Servers
+ratios, not the absolute numbers (on 2026-12-04 the same kind of machine ran plain Python about 5x slower than on
+2026-11-29: the limit's list page served 109/s against 631/s, and the metadata rows moved with it); with two runs of two seconds each, differences under about 15 % are noise. Servers
 start through `bench/uvicorn_workers.py`, every contender on the same uvicorn, httptools and uvloop: with `--workers 2`
 each worker listens on a socket of its own (SO_REUSEPORT), as `loom serve --workers N` does, and the kernel spreads
 the load generator's connections over the workers. With uvicorn's one shared socket, the worker that woke first took
