@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -115,3 +116,16 @@ def login(app: Any, username: str, roles: tuple[str, ...] | None = None, passwor
     assert found is not None
     client.headers["X-CSRF-Token"] = found.csrf
     return client
+
+
+def stop(proc: subprocess.Popen[Any], seconds: float = 15) -> None:
+    """End a server process the test started (SIGTERM, then SIGKILL if it lingers) and close its pipes."""
+    proc.terminate()
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()

@@ -24,7 +24,7 @@ from engine.auth.users import add_user
 from engine.migrate import ensure_schema
 from engine.runtime import Settings, make_engine, open_runtime
 
-from .conftest import PG_URL, TEST_BUNDLE, _pg_database
+from .conftest import PG_URL, TEST_BUNDLE, _pg_database, stop
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="LOOM_TEST_PG is not set: the multi-worker test needs PostgreSQL")
 
@@ -72,14 +72,7 @@ def worker(bundle: Path, db_url: str, files: Path) -> Iterator[str]:
                 time.sleep(0.1)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+        stop(proc, 10)
 
 
 def _login(base: str, username: str, password: str = "long-password") -> httpx.Client:

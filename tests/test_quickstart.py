@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import CRM_BUNDLE
+from .conftest import CRM_BUNDLE, stop
 
 UP_DEADLINE = 300.0  # seconds: a failure to start, not a speed test (bench/ measures the start)
 pytestmark = pytest.mark.slow
@@ -55,14 +55,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, float]]
     try:
         yield proc, f"http://127.0.0.1:{port}", started
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        stop(proc)
 
 
 def _login(base: str, username: str) -> httpx.Client:

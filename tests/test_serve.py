@@ -21,7 +21,7 @@ import uvicorn
 
 from engine.commands.serve import PortShare, worker_sockets
 
-from .conftest import TEST_BUNDLE
+from .conftest import TEST_BUNDLE, stop
 
 LINUX = sys.platform.startswith("linux")
 
@@ -113,14 +113,7 @@ def _served(tmp_path: Path, workers: int) -> Iterator[tuple[subprocess.Popen[byt
             time.sleep(0.1)
         yield proc, port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        stop(proc)
 
 
 @pytest.mark.skipif(not LINUX, reason="reads each worker's sockets from /proc, which only Linux has")
