@@ -132,6 +132,8 @@ def check_record(module: Module, values: Values, locale: str = "en", extra: Mapp
 
 def visible_fields(module: Module, values: Mapping[str, Any]) -> dict[str, dict[str, bool]]:
     """For each field with conditions: visible, required and read_only now (forms re-render with it)."""
+    if not module.conditional_fields:
+        return {}
     scope = scope_of(module, values)
     return {
         f.name: {
@@ -139,7 +141,7 @@ def visible_fields(module: Module, values: Mapping[str, Any]) -> dict[str, dict[
             "required": f.required or _true(f.required_if, scope),
             "read_only": f.read_only or _true(f.read_only_if, scope),
         }
-        for f in module.fields if f.visible_if or f.required_if or f.read_only_if
+        for f in module.conditional_fields
     }
 
 

@@ -126,6 +126,7 @@ def _bool(f: Field, v: Any) -> Any:
     raise ParseError("expected yes or no")
 
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%Y.%m.%d", "%Y年%m月%d日", "%m/%d/%Y")
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 
@@ -140,6 +141,11 @@ def _date(f: Field, v: Any) -> Any:
     if isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v < 2958466:
         return EXCEL_EPOCH + dt.timedelta(days=int(v))
     text = str(v).strip()[:10] if "T" in str(v) or " " in str(v).strip() else str(v).strip()
+    if ISO_DATE.fullmatch(text):  # what forms and the API send: 0.2 µs against strptime's 5
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise ParseError("expected a date such as 2026-11-22") from None
     for fmt in DATE_FORMATS:
         try:
             return dt.datetime.strptime(text, fmt).date()

@@ -33,7 +33,7 @@ def transaction(rt: Runtime, conn: sa.Connection | None = None, reads: bool = Fa
     if conn is not None:
         yield conn
         return
-    with rt.reading() if reads else rt.db.begin() as own:
+    with rt.reading() if reads else rt.writing() as own:
         yield own
 
 

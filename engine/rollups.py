@@ -25,9 +25,9 @@ def rollup_fields(module: Module) -> list[Field]:
     return [f for f in module.fields if f.rollup is not None]
 
 
-def fed_by(spec: Spec, source: str) -> list[Module]:
+def fed_by(spec: Spec, source: str) -> tuple[Module, ...]:
     """The modules holding a rollup over records of `source`."""
-    return [m for m in spec.modules.values() if any(f.rollup and f.rollup.module == source for f in m.fields)]
+    return spec.rollup_targets.get(source, ())
 
 
 def dependent_formulas(module: Module) -> list[str]:

@@ -76,6 +76,20 @@ class Runtime:
             if opened is None:
                 conn.close()
 
+    @contextmanager
+    def writing(self) -> Iterator[sa.Connection]:
+        """A transaction for writes that stand or fall together. On SQLite, within `shared_reads`, it runs on the
+        request's connection when that one is idle (one pool checkout per request, as for reads); a server
+        database's request connection commits each statement, so the transaction takes a connection of its own."""
+        opened = _SHARED.get()
+        found = opened.get(self.db) if opened is not None and self.db.dialect.name == "sqlite" else None
+        if found is None or found.in_transaction():
+            with self.db.begin() as own:
+                yield own
+            return
+        with found.begin():
+            yield found
+
     @property
     def nulls_large(self) -> bool:
         """Whether the database sorts NULL after every value (PostgreSQL) or before (SQLite)."""

@@ -259,6 +259,11 @@ class Module:
         return tuple(f for f in self.fields if f.type == "formula" and f.expr is not None)
 
     @cached_property
+    def conditional_fields(self) -> tuple[Field, ...]:
+        """Fields whose visibility, requiredness or read-only state depends on the record's values."""
+        return tuple(f for f in self.fields if f.visible_if or f.required_if or f.read_only_if)
+
+    @cached_property
     def defaulted_fields(self) -> tuple[Field, ...]:
         """Fields a new record takes a default for."""
         return tuple(f for f in self.fields if f.default is not None and f.writable)
@@ -331,6 +336,15 @@ class Spec:
     def module(self, name: str) -> Module:
         """The module called `name` (KeyError when unknown)."""
         return self.modules[name]
+
+    @cached_property
+    def rollup_targets(self) -> Mapping[str, tuple[Module, ...]]:
+        """Source module name → the modules holding a rollup over its records (a write looks them up every time)."""
+        found: dict[str, list[Module]] = {}
+        for m in self.modules.values():
+            for source in dict.fromkeys(f.rollup.module for f in m.fields if f.rollup):
+                found.setdefault(source, []).append(m)
+        return {k: tuple(v) for k, v in found.items()}
 
     def links_to(self, target: str) -> tuple[tuple[Module, Field], ...]:
         """Every (module, link field) pointing at `target`."""

@@ -92,3 +92,23 @@ def test_a_request_reads_through_one_pooled_connection(make_app: Callable[..., A
     with rt.db.connect() as conn:
         seen = conn.execute(sa.select(sa.func.max(users.c.last_seen))).scalar_one()
     assert seen > sessions._now() - sessions.TOUCH_EVERY
+
+
+def test_a_create_writes_through_the_request_connection_on_sqlite(make_app: Callable[..., Any]) -> None:
+    """On SQLite the form's create (session lookup, insert, audit) takes one pooled connection; a server database's
+    request connection commits each statement, so the write transaction takes a second. A create the unique index
+    refuses rolls back on it and the next one works."""
+    app = make_app()
+    rt = app.state.runtime
+    client = login(app, "ada", ("admin",))
+    checkouts: list[int] = []
+    sa.event.listen(rt.db, "checkout", lambda *_: checkouts.append(1))
+    done = client.post("/m/account/new", data={"name": "Acme"}, follow_redirects=False)
+    assert done.status_code == 303
+    assert len(checkouts) == (1 if rt.db.dialect.name == "sqlite" else 2)
+    taken = client.post("/m/account/new", data={"name": "Acme"}, follow_redirects=False)
+    assert taken.status_code == 422 and "already" in taken.text
+    assert client.post("/m/account/new", data={"name": "Beta"}, follow_redirects=False).status_code == 303
+    with rt.db.connect() as conn:
+        stored = conn.execute(sa.text("SELECT name FROM account ORDER BY name")).scalars().all()
+    assert stored == ["Acme", "Beta"]

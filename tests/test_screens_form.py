@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from engine import records
 
 from .test_screens import SYSTEM, admin, make, rt_of, text, user
@@ -285,3 +287,48 @@ def test_delete_rights_and_forms_need_permissions(make_app: Any) -> None:
     assert nobody.post("/m/account/new", data={"name": "x"}).status_code == 403
     assert nobody.post("/m/account/form-state", data={"name": "x"}).status_code == 403
     assert text(nobody.get("/m/account").text).count("You may not") <= 1
+
+
+def test_a_field_read_only_by_the_posted_values_is_not_written(make_app: Any, bundle_copy: Any) -> None:
+    """`read_only_if` is decided on the values the form posts: a won deal's amount is not taken, a proposal's is."""
+    deal = bundle_copy / "modules" / "deal.yaml"
+    deal.write_text(deal.read_text().replace("label: {en: Amount, zh: 金额}, min: 0}",
+                                             "label: {en: Amount, zh: 金额}, min: 0, read_only_if: \"stage == 'won'\"}"))
+    client = admin(make_app(bundle_copy))
+    for title, stage, stored in (("Won one", "won", None), ("Open one", "initial", 12.5)):
+        done = client.post("/m/deal/new", data={"title": title, "stage": stage, "amount": "12.50"}, follow_redirects=False)
+        assert done.status_code == 303, done.text
+        record = client.get(done.headers["location"].replace("/m/", "/api/", 1)).json()
+        assert (record["stage"], record["amount"]) == (stage, stored)
+
+
+URLENCODED = [b"a=1&b=%E4%B8%AD+x&c=&d", b"a=1;b=2", b"x=%2B86+10&x=2", b"name=caf\xc3\xa9", b"", b"&&a=1&", b"a=%zz", b"=v",
+              b"csrf_token=abc&name=Bench+x+1&amount=1234.50&email=new%40example.com"]
+
+
+@pytest.mark.parametrize("body", URLENCODED)
+def test_a_urlencoded_form_reads_as_starlettes_parser_reads_it(body: bytes) -> None:
+    """Loom reads url-encoded bodies with the standard library's parser (faster); the fields come out the same."""
+    import asyncio
+
+    from starlette.datastructures import Headers
+    from starlette.formparsers import FormParser
+
+    from engine.web.context import urlencoded
+
+    async def starlettes() -> list[tuple[str, Any]]:
+        async def stream() -> Any:
+            yield body
+
+        return list((await FormParser(Headers({"content-type": "application/x-www-form-urlencoded"}), stream()).parse()).multi_items())
+
+    assert list(urlencoded(body).multi_items()) == asyncio.run(starlettes())
+
+
+def test_a_form_of_too_many_fields_is_refused_and_nothing_is_written(make_app: Any) -> None:
+    app = make_app()
+    client = admin(app)
+    body = "name=Crowd&" + "&".join(f"x{i}=1" for i in range(2001))
+    done = client.post("/m/account/new", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}, follow_redirects=False)
+    assert done.status_code == 422 and "more than 2000 fields" in done.text
+    assert client.get("/api/account?name=Crowd").json()["items"] == []

@@ -9,12 +9,12 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse
 
 import anyio
 import anyio.to_thread
 import sqlalchemy as sa
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -32,6 +32,7 @@ SESSION_COOKIE = "loom_session"
 LOCALE_COOKIE = "loom_locale"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 MAX_BODY = 2_000_000
+MAX_FIELDS = 2000
 MAX_UPLOAD = 60_000_000
 THREADS = 4  # request threads per worker process (LOOM_THREADS)
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -99,9 +100,24 @@ async def read_body(request: Request) -> tuple[FormData | None, Any]:
             return None, json.loads(raw or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise Invalid("the body is not valid JSON") from None
+    if kind.startswith("application/x-www-form-urlencoded"):
+        return urlencoded(await request.body()), None
     if "form" in kind:
-        return await request.form(max_files=10, max_fields=2000), None
+        return await request.form(max_files=10, max_fields=MAX_FIELDS), None
     return None, None
+
+
+def urlencoded(body: bytes) -> FormData:
+    """A url-encoded form body, read as Starlette reads it (names and values percent-decoded as UTF-8) but by the
+    standard library's parser: python-multipart's streaming parser cost a 12-field create 0.12 ms, parse_qsl 0.02."""
+    if len(body) > MAX_BODY:
+        raise Invalid(f"request body larger than {MAX_BODY} bytes")
+    try:
+        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise Invalid(f"a form of more than {MAX_FIELDS} fields") from None
+    fields: list[tuple[str, str | UploadFile]] = list(pairs)
+    return FormData(fields)
 
 
 async def read_input(request: Request) -> tuple[FormData | None, Any]:

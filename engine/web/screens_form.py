@@ -212,11 +212,13 @@ def full_values(ctx: Ctx, module: Module, record: dict[str, Any] | None) -> dict
     return records.get(ctx.rt, SystemAccess(), module.name, record["id"])
 
 
-def to_input(ctx: Ctx, module: Module, raw: Raw, rows: dict[str, list[Raw]], values: dict[str, Any],
+def to_input(ctx: Ctx, module: Module, raw: Raw, rows: dict[str, list[Raw]], base: dict[str, Any],
              record: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
-    """What to send to the records service: fields the user may write and that are not read-only now."""
+    """What to send to the records service: fields the user may write and that are not read-only now (the posted
+    values over `base`, the stored ones, decide the fields' conditions)."""
     assert ctx.form is not None
-    state, writable = states(module, values), ctx.access.writable(module)
+    state = states(module, base | lenient(module, raw)) if module.conditional_fields else {}
+    writable = ctx.access.writable(module)
     _refuse_unwritable(ctx, module, writable, record)
     data: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -330,7 +332,7 @@ def create(ctx: Ctx) -> Response:
     """Save a new record: to its page (303), or the form again with the errors next to the fields (422)."""
     module = screen_module(ctx, "create")
     raw, rows = posted(ctx, module, None)
-    data, problems = to_input(ctx, module, raw, rows, lenient(module, raw), None)
+    data, problems = to_input(ctx, module, raw, rows, {}, None)
     try:
         if problems:
             raise Invalid("some values are not valid", problems | _dry_run(ctx, module, data, None))
@@ -347,7 +349,7 @@ def update(ctx: Ctx) -> Response:
     record = records.get(ctx.rt, ctx.access, module.name, ctx.request.path_params["id"])
     base = full_values(ctx, module, record)
     raw, rows = posted(ctx, module, record)
-    data, problems = to_input(ctx, module, raw, rows, base | lenient(module, raw), record)
+    data, problems = to_input(ctx, module, raw, rows, base, record)
     version = str(ctx.form.get("version_override") or ctx.form.get("version") or "")
     try:
         if problems:

@@ -155,9 +155,16 @@ def go(ctx: Ctx, target: str, note: str | None = None) -> Response:
     """After a POST: 303 to `target` (HX-Redirect for HTMX), leaving a flash message for the next page."""
     response: Response = Response(status_code=200, headers={"HX-Redirect": target}) if ctx.is_htmx else RedirectResponse(target, 303)
     if note:
-        response.set_cookie(FLASH_COOKIE, note, max_age=120, path="/", httponly=True, samesite="lax",
-                            secure=ctx.request.url.scheme == "https")
+        response.raw_headers.append((b"set-cookie", _flash_cookie(note, ctx.request.url.scheme == "https")))
     return response
+
+
+@functools.lru_cache(maxsize=256)
+def _flash_cookie(note: str, secure: bool) -> bytes:
+    """The Set-Cookie value of a flash message (the notes are a few words of Loom's own; http.cookies is slow)."""
+    made = Response()
+    made.set_cookie(FLASH_COOKIE, note, max_age=120, path="/", httponly=True, samesite="lax", secure=secure)
+    return made.raw_headers[-1][1]
 
 
 def toast_headers(message: str) -> dict[str, str]:
