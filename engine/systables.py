@@ -35,6 +35,10 @@ def add_system_tables(md: sa.MetaData) -> None:
     sa.Table("loom_counter", md,
              sa.Column("series", sa.String(128), primary_key=True),
              sa.Column("value", sa.BigInteger, nullable=False))
+    sa.Table("loom_schema", md,
+             sa.Column("id", ID, primary_key=True),
+             sa.Column("fingerprint", sa.String(64), nullable=False),
+             sa.Column("at", sa.DateTime, nullable=False))
     sa.Table("loom_revision", md,
              sa.Column("id", ID, primary_key=True, autoincrement=True),
              sa.Column("author", sa.String(128), nullable=False),
