@@ -166,13 +166,15 @@ def _widget_or_table(ctx: Ctx, module: Module, env: FormEnv, raw: Raw, rows: dic
     return replace(w, table=table_rows(ctx, module, f, rows.get(name, []), errors, name in env.writable))
 
 
-def initial_raw(ctx: Ctx, module: Module, record: dict[str, Any] | None) -> tuple[Raw, dict[str, list[Raw]]]:
-    """Form input for a stored record, or for a new one (defaults, then values given in the URL)."""
+def initial_raw(ctx: Ctx, module: Module, record: dict[str, Any] | None, given: Raw | None = None) -> tuple[Raw, dict[str, list[Raw]]]:
+    """Form input for a stored record, or for a new one (defaults, then values given in the URL); the fields `given`
+    holds (a posted form's) are left out: their input is known, and a link's title needs no lookup."""
     names = form_names(ctx, module)
     values = dict(record) if record else _defaults(ctx, module, names)
-    links = [n for n in names if module.field(n).type == "link" and values.get(n) is not None]
+    shown = [n for n in names if n not in given] if given else names
+    links = [n for n in shown if module.field(n).type == "link" and values.get(n) is not None]
     titles = {n: titles_of(ctx, ctx.rt.spec.module(module.field(n).module or ""), {values[n]}) for n in links}
-    raw = raw_of(module, values, names, titles)
+    raw = raw_of(module, values, shown, titles)
     rows = {}
     for f in module.tables:
         if f.name in names:
@@ -195,8 +197,9 @@ def posted(ctx: Ctx, module: Module, record: dict[str, Any] | None) -> tuple[Raw
     """The input of a posted form (fields and child rows); what was not posted keeps the stored input."""
     assert ctx.form is not None
     names = form_names(ctx, module)
-    stored, stored_rows = initial_raw(ctx, module, record)
-    raw = stored | read_form(module, names, ctx.form)
+    sent = read_form(module, names, ctx.form)
+    stored, stored_rows = initial_raw(ctx, module, record, sent)
+    raw = stored | sent
     rows = {}
     for f in module.tables:
         if f.name in names:
