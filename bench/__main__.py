@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from bench import batch, bundle300, report, venvs
+from bench import batch, bundle300, report, start, venvs
 from bench.contenders import ALL, Contender
 from bench.data import DATA, RUN, Target, generate, pg_database, target
 from bench.rounds import web_round
@@ -29,7 +29,7 @@ from bench.servers import REPO
 from bench.web import QUICK, Load
 
 WEB = ("list", "list_deep", "record", "create", "api_list", "api_get", "wide_api_ruled", "wide_api_plain", "wide_list_ruled", "wide_list_plain")
-BATCH = ("metadata_crm", "metadata_300", "add_field")
+BATCH = ("metadata_crm", "metadata_300", "start_crm", "add_field")
 IO = ("xlsx_import", "xlsx_export")
 CRM = REPO / "metadata"
 STARTED = time.perf_counter()
@@ -167,6 +167,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     found = {"run": RUN, "started": started, "options": vars(args), "load": asdict(load),
              "environments": prepare(args)}
     results: list[report.Row] = metadata_results(args)
+    for kind in args.db if "start_crm" in wanted(args, BATCH) else []:
+        results.append(start.measure(kind, 1 if args.quick else 3))
+        log(f"  start_crm {kind}: {results[-1]['seconds']:.2f} s to the first page, {results[-1]['peak_mb']:.0f} MB")
     for kind in args.db:
         for rows in args.rows:
             with pg_database(target(kind, rows)) as t:
