@@ -200,13 +200,15 @@ opportunities; 10k, 100k or 1M rows; SQLite and PostgreSQL) on this machine, pri
 under `bench/results/` (a timestamped file and `latest.json`):
 
 ```
-python -m bench --rows 100000,1000000 --db sqlite,postgresql --workers 1 --peer-rows 100000
-python -m bench --quick --rows 10000 --db sqlite          # a smoke test in about three minutes
-python -m bench --rows 1000000 --no-peers --only list list_deep api_list api_get
-python -m bench.report --readme [FILES]                   # put latest.json (or these runs) into this section
-python -m bench.profile record api_list --rows 100000     # where Loom's server spends a scenario's time (py-spy)
-python -m bench.field_rules --db sqlite                   # field rules' CPU cost, same output for both roles
-python -m bench.io_bench --rows 100000 --db sqlite        # spreadsheet import/export against raw tools and django-import-export
+python -m bench --rows 100000 --db sqlite,postgresql --workers 1,2   # every scenario, every peer
+python -m bench --quick --rows 10000 --db sqlite                     # a smoke test in about three minutes
+python -m bench --rows 1000000 --no-peers --only list list_deep api_list api_get add_field
+python -m bench.report --readme [FILES]           # put latest.json (or these runs) into this section
+python -m bench.instructions --db sqlite          # instructions per request (callgrind): the same figure however busy the machine is
+python -m bench.start --db sqlite,postgresql      # loom serve with the CRM bundle and its demo data: start to first page, memory
+python -m bench.profile record api_list --rows 100000   # where Loom's server spends a scenario's time (py-spy)
+python -m bench.field_rules --db sqlite           # field rules' CPU cost, same output for both roles
+python -m bench.io_bench --rows 100000 --db sqlite      # spreadsheet import/export against raw tools and django-import-export
 ```
 
 - **Contenders.** Loom (`bench/bundle`), the *limit* — a hand-written Starlette + SQLAlchemy Core app serving the same
@@ -214,50 +216,70 @@ python -m bench.io_bench --rows 100000 --db sqlite        # spreadsheet import/e
   Django admin (+ django-import-export for spreadsheets), configured on the same tables. Each peer is installed by the
   bench command into its own virtual environment under `bench/.venvs/` (never one of Loom's dependencies); the limit's
   environment pins the Starlette, SQLAlchemy, uvicorn, httptools and uvloop versions Loom runs, and it runs at most 4
-  requests at once per worker as Loom does (`LOOM_THREADS`), so that loom/limit measures the metadata layer alone; the
-  peers run as they ship.
+  requests at once per worker, handed to its threads as Loom hands them, so that loom/limit measures the metadata
+  layer alone; the peers run as they ship (sqladmin and starlette-admin without a login, Django admin with one).
 - **Web scenarios** run over HTTP against real uvicorn servers (the same server for all: uvicorn with httptools and
   uvloop, as `loom serve` runs it; 1 or 2 workers), all contenders started side by side and the scenarios interleaved
   run by run, driven by a load generator in its own process: list page (25 rows, filter + sort on indexed columns), a
   deep list page half-way down, record page, create through the form (CSRF token and all), API list and get, and Loom's
   field-rule cost (the 40-field `wide` module read as a role with rules on 20 fields and as one without). Each cell is
-  throughput under 8 connections per worker, median / p99 ms under that load, and `1x` = the median ms of one request at a time;
-  warm-up first, then the median of several runs. Before measuring, each server is checked to show the rows the database
-  says the first and the deep page hold.
+  throughput under 8 connections per worker, median / p99 ms under that load, and `1x` = the median ms of one request
+  at a time; warm-up first, then the median of several runs. Before measuring, each server is checked to show the rows
+  the database says the first and the deep page hold.
 - **Batch scenarios** run in fresh processes (wall time, peak RSS): metadata load + validation + table build of the CRM
-  bundle and of a generated 300-module bundle, adding a field to `customer` (Loom's customization layer and migration
-  against one hand-written `ALTER TABLE`), and `python -m bench.io_bench`'s spreadsheet import/export (folded in from
-  its newest results; `--io` runs it). There the limit is the fastest raw tool: python-calamine's read plus a Core
-  executemany insert with the page cache Loom's import uses, and the fastest writer (rustpy-xlsxwriter, which Loom's
-  export uses too; xlsxwriter takes 6-10 s for the same 100k rows).
+  bundle and of a generated 300-module bundle; `start_crm`, `loom serve` with the CRM bundle and its demo data from
+  the process start to a sales rep's first list page (median of 3 starts after a warm-up; the worker's RSS after it);
+  adding a field to `customer` (Loom's customization layer and migration against one hand-written `ALTER TABLE`); and
+  `python -m bench.io_bench`'s spreadsheet import/export (folded in from its newest results; `--io` runs it). There
+  the limit is the fastest raw tool: python-calamine's read plus a Core executemany insert with the page cache Loom's
+  import uses, and the fastest writer (rustpy-xlsxwriter, which Loom's export uses too).
+- **Instructions.** `python -m bench.instructions` drives each contender's app in its own process without a server
+  (`bench/asgi_driver.py`, the web scenarios' requests, one at a time after a warm-up) under callgrind and counts the
+  instructions per request: its Python, its libraries and SQLite's C, repeating to a fraction of a percent on a busy
+  machine. Left out: the HTTP server's share (uvicorn with httptools and uvloop, about 0.2M instructions a request,
+  the same for every contender), the kernel's (file writes, sockets) and, on PostgreSQL, the database server's work.
 - **Ratios** are speed ratios: `peer/loom` below 0.5 means Loom is more than twice as fast; `loom/limit` at 1.0 means as
-  fast as the hand-written code. Targets (issues 3, 4, 7): every web scenario at least 2x each peer and at least 70 %
-  of the limit; list page and API list on 1,000,000 rows under 50 ms median, deep pages as fast as the first; CRM bundle
-  under 300 ms, 300 modules under 3 s; field rules cost at most 10 %.
+  fast as the hand-written code. Targets (issues 3, 4, 7, DEVELOPERS.md): every web scenario at least 2x each peer and
+  at least 70 % of the limit; list page and API list on 1,000,000 rows under 50 ms median, deep pages as fast as the
+  first; CRM bundle under 300 ms, 300 modules under 3 s; from `loom serve` to the first page under 2 s and under 120 MB
+  per worker; field rules cost at most 10 %.
 
-The figures below come from a shared 2-core machine where a test suite runs niced beside the benchmark: compare the
-ratios, not the absolute numbers (on 2026-12-04 the same kind of machine ran plain Python about 5x slower than on
-2026-11-29: the limit's list page served 109/s against 631/s, and the metadata rows moved with it); with two runs of two seconds each, differences under about 15 % are noise. Servers
-start through `bench/uvicorn_workers.py`, every contender on the same uvicorn, httptools and uvloop: with `--workers 2`
-each worker listens on a socket of its own (SO_REUSEPORT), as `loom serve --workers N` does, and the kernel spreads
-the load generator's connections over the workers. With uvicorn's one shared socket, the worker that woke first took
-the whole burst of 8 keep-alive connections, and 2-worker rows measured one worker as often as two. The 2-worker runs
-use 16 connections (8 per worker): the kernel hashes each connection to a worker, and 8 would split 6/2 or worse one
-run in three. Over HTTP the field-rule rows differ
-in output (the ruled role sees 30 of 40 fields) and drown in noise; `python -m bench.field_rules` measures the rules'
-own cost in process, CPU per request, roles alternating block by block: on the API with the same 30 fields for both
-roles the ruled role costs 1.02-1.04x the plain one (SQLite and PostgreSQL, 10k rows; target at most 1.10).
+The figures below come from a shared 2-core virtual machine whose speed moves with its neighbours: compare the ratios,
+not the absolute numbers (the limit's list page served 631/s on 2026-11-29, 109/s on 2026-12-04); with three runs of
+three seconds each, differences under about 15 % are noise, which is what `bench.instructions` is for. Servers start
+through `bench/uvicorn_workers.py`: with `--workers 2` each worker listens on a socket of its own (SO_REUSEPORT), as
+`loom serve --workers N` does, and the 2-worker runs use 16 connections (8 per worker; the kernel hashes each
+connection to a worker). Over HTTP the field-rule rows differ in output (the ruled role sees 30 of 40 fields) and
+drown in noise; `python -m bench.field_rules` measures the rules' own cost in process, CPU per request, roles
+alternating block by block: on the API with the same 30 fields for both roles the ruled role costs 1.02-1.04x the
+plain one (SQLite and PostgreSQL, 10k rows; target at most 1.10).
 """
 
 
+def instruction_lines() -> list[str]:
+    """The newest `bench.instructions` table of each database and size, under a line naming it."""
+    newest: dict[tuple[str, int], Path] = {}
+    for path in sorted(RESULTS.glob("instructions-*.json")):
+        data = json.loads(path.read_text())
+        newest[(data["db"], data["rows"])] = path
+    out: list[str] = []
+    for (db, rows), path in sorted(newest.items()):
+        data = json.loads(path.read_text())
+        out += ["", f"{db}, {rows:,} rows ({path.name}; {data['requests']} requests per scenario after {data['warm']}):", "", *data["table"]]
+    return out
+
+
 def readme_section(found: dict[str, Any]) -> str:
-    """The README's Benchmarks section with the table and verdicts of one run."""
+    """The README's Benchmarks section with the table and verdicts of one run, and the newest instruction counts."""
     when = f"Latest run ({found.get('started', '?')} to {found.get('finished', '?')}, run {found.get('run', '?')}):"
     note = found.get("machine", {}).get("note", "")
     verdicts = "\n".join(target_lines(found.get("targets", [])))
     servers = "\n".join(server_lines(found.get("results", [])))
+    counted = instruction_lines()
+    instructions = ("\nInstructions per request, in process (`python -m bench.instructions`; lower is better, ratios as above):\n"
+                    + "\n".join(counted) + "\n") if counted else ""
     return (f"{INTRO}\n{when} {note}.\n\n" + "\n".join(found["table"]) + f"\n\nTargets:\n\n```\n{verdicts}\n```\n\n"
-            f"Servers (after the measured runs):\n\n{servers}\n")
+            f"Servers (after the measured runs):\n\n{servers}\n{instructions}")
 
 
 def update_readme(readme: Path, found: dict[str, Any]) -> None:

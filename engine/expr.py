@@ -10,6 +10,8 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
+from jinja2.environment import TemplateExpression
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -123,15 +125,42 @@ def compile_expr(source: str) -> Expr:
 
 @lru_cache(maxsize=8192)
 def _compiled(source: str) -> Expr:
-    """Compiled expressions are immutable: the checks, the build and every reload of the same metadata share them."""
+    """Compiled expressions are immutable: the checks, the build and every reload of the same metadata share them.
+    The source is parsed (and so checked) here; its Python code is generated on first use (`_Deferred`)."""
+    parser = Parser(_ENV, source, state="variable")
     try:
-        tree = _ENV.parse("{{ (" + source + ") }}")
-        run = _ENV.compile_expression(source, undefined_to_none=False)
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno, None, None)
     except TemplateSyntaxError as exc:
         raise ExprError(f"syntax error in {source!r}: {exc.message}") from None
+    tree = nodes.Template([nodes.Output([expr])]).set_environment(_ENV)
     _refuse_filters(tree, source)
-    names = frozenset(meta.find_undeclared_variables(tree))
-    return Expr(source, names, run)
+    return Expr(source, frozenset(meta.find_undeclared_variables(tree)), _Deferred(expr))
+
+
+class _Deferred:
+    """An expression's callable, generated from its parsed tree on the first call: generating and compiling the
+    Python code is most of an expression's cost, and a start with the CRM bundle compiles about 90 of them, few
+    used by its first pages."""
+
+    __slots__ = ("_expr", "_run")
+
+    def __init__(self, expr: nodes.Expr) -> None:
+        self._expr = expr
+        self._run: Callable[..., Any] | None = None
+
+    def _compiled(self) -> Callable[..., Any]:
+        if self._run is None:  # two threads may both generate it: the same code, no harm
+            body = [nodes.Assign(nodes.Name("result", "store"), self._expr, lineno=1)]
+            self._run = TemplateExpression(_ENV.from_string(nodes.Template(body, lineno=1)), undefined_to_none=False)
+        return self._run
+
+    def __call__(self, **context: Any) -> Any:
+        return self._compiled()(**context)
+
+    def __getattr__(self, name: str) -> Any:  # the compiled expression's own attributes (its `_template`)
+        return getattr(self._compiled(), name)
 
 
 def _refuse_filters(tree: nodes.Node, source: str) -> None:
