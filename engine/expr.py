@@ -134,7 +134,8 @@ def _compiled(source: str) -> Expr:
             raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno, None, None)
     except TemplateSyntaxError as exc:
         raise ExprError(f"syntax error in {source!r}: {exc.message}") from None
-    tree = nodes.Template([nodes.Output([expr])]).set_environment(_ENV)
+    tree = nodes.Template([nodes.Output([expr])])
+    tree.set_environment(_ENV)
     _refuse_filters(tree, source)
     return Expr(source, frozenset(meta.find_undeclared_variables(tree)), _Deferred(expr))
 
