@@ -22,8 +22,13 @@ class Label:
     texts: tuple[tuple[str, str], ...]
 
     def __call__(self, locale: str = "en") -> str:
-        table = dict(self.texts)
-        return table.get(locale) or table.get("en") or next(iter(table.values()), "")
+        english = ""
+        for key, text in self.texts:  # one or two pairs: a loop, not a dict per call (a list page asks ~100 labels)
+            if key == locale and text:
+                return text
+            if key == "en":
+                english = text
+        return english or (self.texts[0][1] if self.texts else "")
 
     def has(self, locale: str) -> bool:
         """Whether a text for `locale` is given."""
