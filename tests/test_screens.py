@@ -177,6 +177,16 @@ def test_every_screen_is_csp_clean_and_vendored(make_app: Any) -> None:
     assert '"includeIndicatorStyles": false' in body
 
 
+def test_static_paths_are_looked_up_once_per_app(make_app: Any) -> None:
+    app = make_app()
+    client = admin(app)
+    for path in ("/m/account", "/", "/m/account"):
+        page = client.get(path).text
+        assert 'href="/static/loom.css"' in page and 'src="/static/vendor/htmx.min.js"' in page
+    assert sorted(app.state.walked_paths) == [("static", ("path", p)) for p in ("loom.css", "loom.js", "vendor/htmx.min.js")]
+    assert sorted(app.state.walked_paths.values()) == ["/static/loom.css", "/static/loom.js", "/static/vendor/htmx.min.js"]
+
+
 @pytest.mark.parametrize("path", ["/m/account", "/m/account/new", "/"])
 def test_pages_vary_on_htmx(make_app: Any, path: str) -> None:
     response = admin(make_app()).get(path)

@@ -118,6 +118,28 @@ def test_sort_by_clicking_headers(make_app: Any) -> None:
     assert names_in(flipped.text) == sorted(names_in(page.text), reverse=True) or len(names_in(flipped.text)) == 5
 
 
+def test_links_keep_every_filter_encoded_as_urlencode_does() -> None:
+    from urllib.parse import urlencode
+
+    from engine.web.views import with_query
+
+    cases = [[], [("q", "a b&c=d")], [("industry", "retail"), ("sort", "-amount")], [("q", "客户 #1/2?"), ("n", 5)],
+             [("cursor", "W" * 200), ("q", "+%20")], [("a", ""), ("b", "é" * 70)]]
+    for params in cases:
+        made = with_query("/m/account", params)
+        assert made == ("/m/account?" + urlencode(params) if params else "/m/account"), params
+        assert parse_qsl(urlsplit(made).query, keep_blank_values=True) == [(k, str(v)) for k, v in params]
+
+
+def test_header_links_keep_a_filter_with_reserved_characters(make_app: Any) -> None:
+    app = make_app()
+    seed_accounts(app)
+    page = admin(app).get("/m/account", params={"q": "Al & co=1", "sort": "name"})
+    header = re.search(r'aria-sort="ascending"><a href="([^"]+)">Name', page.text)
+    assert header
+    assert dict(parse_qsl(urlsplit(header.group(1).replace("&amp;", "&")).query)) == {"q": "Al & co=1", "sort": "-name"}
+
+
 def test_keyset_paging_next_and_previous(make_app: Any) -> None:
     app = make_app()
     for i in range(60):

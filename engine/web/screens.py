@@ -54,3 +54,4 @@ def setup(app: Starlette) -> None:
     """Friendly error pages, and the route table links are built from."""
     app.state.error_page = shell.error_page
     app.state.paths = route_table(app.routes)
+    app.state.walked_paths = {}

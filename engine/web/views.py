@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus
 
 import sqlalchemy as sa
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -27,6 +27,7 @@ NUMERIC = frozenset({"integer", "decimal", "currency", "percent"})
 COLORS = frozenset({"red", "orange", "yellow", "green", "teal", "blue", "purple", "pink", "gray", "grey", "brown", "black"})
 MAX_USERS = 500
 USERS_TTL = 5.0
+MAX_WALKED = 256
 Url = Callable[..., str]
 
 
@@ -42,12 +43,19 @@ def paths(ctx: Ctx) -> Url:
         return cached  # type: ignore[no-any-return]
     app, root = ctx.request.app, str(ctx.request.scope.get("root_path", ""))
     table: dict[str, str] = getattr(app.state, "paths", None) or {}
+    walked: dict[tuple[Any, ...], str] = app.state.walked_paths if hasattr(app.state, "walked_paths") else {}
 
     def url(name: str, **params: Any) -> str:
         fmt = table.get(name)
-        if fmt is None:
-            return root + str(app.url_path_for(name, **{k: str(v) for k, v in params.items()}))
-        return root + fmt.format(**{k: _quoted(str(v)) for k, v in params.items()})
+        if fmt is not None:
+            return root + fmt.format(**{k: _quoted(str(v)) for k, v in params.items()})
+        key = (name, *params.items())  # a mount's path (the static files: three on every page), found once
+        found = walked.get(key)
+        if found is None:
+            found = str(app.url_path_for(name, **{k: str(v) for k, v in params.items()}))
+            if len(walked) < MAX_WALKED:
+                walked[key] = found
+        return root + found
 
     ctx.extra["url"] = url
     return url
@@ -66,9 +74,19 @@ def route_path(ctx: Ctx, name: str, **params: Any) -> str | None:
 
 
 def with_query(path: str, params: Iterable[tuple[str, str]]) -> str:
-    """`path?params` (just `path` when there are none)."""
-    query = urlencode(list(params))
+    """`path?params` (just `path` when there are none), encoded as `urlencode` does. A list page links each column
+    header, the pager and the views with its filters: the same few names and values, encoded once."""
+    query = "&".join(f"{_plus(str(k))}={_plus(str(v))}" for k, v in params)
     return f"{path}?{query}" if query else path
+
+
+def _plus(part: str) -> str:
+    return _plus_short(part) if len(part) <= 64 else quote_plus(part)
+
+
+@functools.lru_cache(maxsize=4_096)
+def _plus_short(part: str) -> str:
+    return quote_plus(part)
 
 
 def screen_module(ctx: Ctx, action: str = "read") -> Module:
