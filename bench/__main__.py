@@ -157,7 +157,7 @@ def io_results(args: argparse.Namespace) -> list[report.Row]:
 def machine(args: argparse.Namespace) -> dict[str, Any]:
     """What the figures were measured on."""
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(), "load": os.getloadavg(),
-            "note": "; ".join(filter(None, ["shared machine: 2 cores, the lead's test suite runs niced beside", args.note]))}
+            "note": "; ".join(filter(None, [f"shared machine: {os.cpu_count()} cores", args.note]))}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -440,7 +440,7 @@ def ratios(found: dict[str, Any]) -> list[tuple[str, float, str, float]]:
 def report(found: dict[str, Any], args: argparse.Namespace, loads: tuple[float, float]) -> list[tuple[str, float, str, float]]:
     """Print the targets with the measured ratios."""
     measured = ratios(found)
-    print(f"\n{args.rows:,} rows x 12 columns on {args.db}; shared machine: {os.cpu_count()} cores, a niced test suite beside, "
+    print(f"\n{args.rows:,} rows x 12 columns on {args.db}; shared machine: {os.cpu_count()} cores, "
           f"load average {loads[0]:.1f} at start, {loads[1]:.1f} at end")
     print(f"{'target (issue 5, performance)':<48} {'measured':>9}  target")
     for name, value, op, goal in measured:
@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     out = RESULTS / f"io-{args.db}-{args.rows}-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     out.write_text(json.dumps({"rows": args.rows, "db": args.db, "phases": found, "targets": [list(m) for m in measured],
                                "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "load_start_end": loads,
-                                           "note": "shared machine: 2 cores, the lead's test suite runs niced beside"}}, indent=2))
+                                           "note": f"shared machine: {os.cpu_count()} cores"}}, indent=2))
     print(f"\nwritten {out.relative_to(HERE.parent)}")
     return 0
 
