@@ -69,6 +69,23 @@ def test_navigation_groups_from_app_yaml_and_only_readable_modules(make_app: Any
     assert 'class="side"' not in nobody.get("/").text
 
 
+def test_each_menu_shows_what_its_reader_may_read_in_their_language(make_app: Any, bundle_copy: Any) -> None:
+    contact = bundle_copy / "modules" / "contact.yaml"
+    contact.write_text(contact.read_text().replace("  rep: {read: self, create: true, write: self}\n", ""))
+    app = make_app(bundle_copy)
+    boss, (_, rep) = admin(app), user(app, "rita", "rep")
+
+    def menu(client: Any, path: str) -> str:
+        return str(client.get(path).text.split('<nav class="side"')[1].split("</nav>")[0])
+
+    assert "Contacts" in menu(boss, "/") and "Contacts" not in menu(rep, "/") and "Accounts" in menu(rep, "/")
+    assert "Contacts" in menu(boss, "/m/account")  # each reader's own menu, however they follow each other
+    assert '<a href="/m/account" aria-current="page">Accounts</a>' in menu(rep, "/m/account")
+    assert 'aria-current' not in menu(rep, "/")
+    rep.get("/locale/zh?next=/")
+    assert ">客户</a>" in menu(rep, "/m/account") and ">Accounts</a>" in menu(boss, "/m/account")
+
+
 def test_home_panel_groups_my_deals_by_stage(make_app: Any) -> None:
     app = make_app()
     rep_id, rep = user(app, "rep", "rep")

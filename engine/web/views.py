@@ -7,17 +7,17 @@ import html
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import quote, quote_plus
 
 import sqlalchemy as sa
+from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from engine.errors import NotFound
 from engine.fieldtypes import REGISTRY, stored_type
 from engine.records import module_of, require
-from engine.spec import Field, Module
+from engine.spec import Field, Module, Spec
 from engine.web.context import Ctx
 from engine.web.i18n import WORDS, translate
 from engine.web.render import render
@@ -98,42 +98,42 @@ def screen_module(ctx: Ctx, action: str = "read") -> Module:
     return module
 
 
-@dataclass(frozen=True)
-class NavItem:
-    """One menu entry."""
-
-    label: str
-    href: str
-    current: bool
+_NAVS: dict[tuple[Any, ...], tuple[Spec, Markup]] = {}
+MAX_NAVS = 1_024
+CURRENT = ' aria-current="page"'
 
 
-@dataclass(frozen=True)
-class NavGroup:
-    """One menu group."""
+def nav(ctx: Ctx) -> Markup:
+    """The side menu from app.yaml as HTML: only the modules the user may read (modules not listed go under 'More');
+    empty when there are none. The menu of everyone who may read the same modules, in one locale, on one module's
+    screens, is the same HTML: made once for each such combination, not by the template on every page."""
+    spec, here = ctx.rt.spec, ctx.request.path_params.get("module")
+    readable = tuple(name for name, m in spec.modules.items() if not m.child and ctx.access.can(m, "read"))
+    url = paths(ctx)
+    key = (id(spec), ctx.locale, readable, here, url("home"))
+    found = _NAVS.get(key)
+    if found is None or found[0] is not spec:  # a reloaded spec may reuse a dropped one's id
+        if len(_NAVS) >= MAX_NAVS:
+            _NAVS.clear()
+        found = _NAVS[key] = (spec, _nav_html(ctx, set(readable), here))
+    return found[1]
 
-    label: str
-    items: tuple[NavItem, ...]
 
-
-def nav(ctx: Ctx) -> list[NavGroup]:
-    """The menu from app.yaml: only modules the user may read; modules not listed go under 'More'."""
-    url, spec, here = paths(ctx), ctx.rt.spec, ctx.request.path_params.get("module")
-
-    def item(name: str) -> NavItem | None:
-        module = spec.modules.get(name)
-        if module is None or module.child or not ctx.access.can(module, "read"):
-            return None
-        return NavItem(module.plural(ctx.locale), url("screen_list", module=name), name == here)
-
+def _nav_html(ctx: Ctx, readable: set[str], here: str | None) -> Markup:
+    spec, locale, url, esc = ctx.rt.spec, ctx.locale, paths(ctx), html.escape
     listed = {n for g in spec.app.navigation for n in g.items}
-    groups = [(g.label(ctx.locale), g.items) for g in spec.app.navigation]
-    groups.append((translate("more", ctx.locale), tuple(n for n in spec.modules if n not in listed)))
+    groups = [(g.label(locale), g.items) for g in spec.app.navigation]
+    groups.append((translate("more", locale), tuple(n for n in spec.modules if n not in listed)))
     out = []
     for label, names in groups:
-        items = tuple(i for i in (item(n) for n in names) if i is not None)
+        items = [f'<li><a href="{esc(url("screen_list", module=n))}"{CURRENT if n == here else ""}>'
+                 f"{esc(spec.modules[n].plural(locale))}</a></li>" for n in names if n in readable]
         if items:
-            out.append(NavGroup(label, items))
-    return out
+            out.append(f'<div class="nav-group">\n<p class="nav-label">{esc(label)}</p>\n<ul>{"".join(items)}</ul>\n</div>')
+    if not out:
+        return Markup("")
+    return Markup(f'<nav class="side" aria-label="{esc(translate("menu", locale))}">\n'
+                  f'<a class="side-home" href="{esc(url("home"))}">{esc(translate("home", locale))}</a>\n' + "\n".join(out) + "\n</nav>")
 
 
 def flash(ctx: Ctx) -> str | None:
