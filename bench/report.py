@@ -258,11 +258,11 @@ Where a target is missed, and why:
 - **Create against sqladmin (2x).** sqladmin and starlette-admin run as they ship: no login, no CSRF check, no audit
   trail. Loom's create reads the session, checks the CSRF token, validates, inserts, reads the row back and writes an
   audit row. Counted by callgrind it does 0.55 of sqladmin's work per create (3.1M instructions against 5.7M); the
-  hand-written limit, with a session and a CSRF check but no audit, does 0.79 of it. Over HTTP the gap shrinks to
+  hand-written limit, with a session and a CSRF check but no audit, does 0.77 of it. Over HTTP the gap shrinks to
   0.49-0.91, as the database's commit and the socket weigh the same for both. Reaching 2x would mean dropping the
   audit row or the session check; neither is a cost the product should shed.
 - **SQLite, 2 workers, list against the limit** swings with the run (0.54 here; 0.67-0.83 in the runs before, 0.77
-  at 1M rows); in instructions the list page is at 0.75 of the limit. Loom's page is 25 kB against the limit's 6 kB
+  at 1M rows); in instructions the list page is at 0.78 of the limit. Loom's page is 25 kB against the limit's 6 kB
   (the navigation, the filter form, the column and view menus, the bulk actions), which the kernel's socket writes and
   the load generator's reads make a larger share than the instruction count shows.
 - **Deep page / first page on PostgreSQL** is a ratio of two single-request medians of a few milliseconds each (2.5 and
