@@ -7,7 +7,7 @@ import html
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote, quote_plus
 
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from engine.errors import NotFound
 from engine.fieldtypes import REGISTRY, stored_type
 from engine.records import module_of, require
-from engine.spec import Field, Module, Spec
+from engine.spec import Field, Module
 from engine.web.context import Ctx
 from engine.web.i18n import WORDS, translate
 from engine.web.render import render
@@ -29,6 +29,7 @@ MAX_USERS = 500
 USERS_TTL = 5.0
 MAX_WALKED = 256
 Url = Callable[..., str]
+T = TypeVar("T")
 
 
 def route_table(routes: Iterable[Any]) -> dict[str, str]:
@@ -98,7 +99,18 @@ def screen_module(ctx: Ctx, action: str = "read") -> Module:
     return module
 
 
-_NAVS: dict[tuple[Any, ...], tuple[Spec, Markup]] = {}
+def made_once(cache: dict[tuple[Any, ...], tuple[Any, T]], most: int, key: tuple[Any, ...], owner: object, make: Callable[[], T]) -> T:
+    """`make()`, kept in `cache` under `key` (which holds `id(owner)`: the field or spec it is made from) and made again
+    only for another owner: a field or spec of a reloaded bundle may reuse a dropped one's id. Emptied at `most`."""
+    found = cache.get(key)
+    if found is None or found[0] is not owner:
+        if len(cache) >= most:
+            cache.clear()
+        found = cache[key] = (owner, make())
+    return found[1]
+
+
+_NAVS: dict[tuple[Any, ...], tuple[Any, Markup]] = {}
 MAX_NAVS = 1_024
 CURRENT = ' aria-current="page"'
 
@@ -111,12 +123,7 @@ def nav(ctx: Ctx) -> Markup:
     readable = tuple(name for name, m in spec.modules.items() if not m.child and ctx.access.can(m, "read"))
     url = paths(ctx)
     key = (id(spec), ctx.locale, readable, here, url("home"))
-    found = _NAVS.get(key)
-    if found is None or found[0] is not spec:  # a reloaded spec may reuse a dropped one's id
-        if len(_NAVS) >= MAX_NAVS:
-            _NAVS.clear()
-        found = _NAVS[key] = (spec, _nav_html(ctx, set(readable), here))
-    return found[1]
+    return made_once(_NAVS, MAX_NAVS, key, spec, lambda: _nav_html(ctx, set(readable), here))
 
 
 def _nav_html(ctx: Ctx, readable: set[str], here: str | None) -> Markup:
@@ -236,20 +243,15 @@ def formatter(ctx: Ctx, f: Field, titles: Mapping[Any, str] | None = None) -> Ca
     return lambda v: Cell(show_one(f, v, locale), None, None, cls, label)
 
 
-_OPTIONS: dict[tuple[int, str], tuple[Field, dict[Any, Cell]]] = {}
+_OPTIONS: dict[tuple[Any, ...], tuple[Any, dict[Any, Cell]]] = {}
 MAX_OPTIONS = 4_096
 
 
 def _option_cells(f: Field, locale: str, label: str) -> dict[Any, Cell]:
     """A select's options as cells in `locale`, made once per field and locale (a record page shows a dozen fields,
     each select with its options: making them per request was a twentieth of the page)."""
-    key = (id(f), locale)
-    found = _OPTIONS.get(key)
-    if found is None or found[0] is not f:  # a field of a reloaded spec may reuse a dropped one's id
-        if len(_OPTIONS) >= MAX_OPTIONS:
-            _OPTIONS.clear()
-        found = _OPTIONS[key] = (f, {o.value: Cell(o.label(locale), None, badge_of(f, o.value), "", label) for o in f.options})
-    return found[1]
+    return made_once(_OPTIONS, MAX_OPTIONS, (id(f), locale), f,
+                     lambda: {o.value: Cell(o.label(locale), None, badge_of(f, o.value), "", label) for o in f.options})
 
 
 def column_open(f: Field, locale: str) -> str:
